@@ -1,0 +1,436 @@
+"""The one reviewed table of enrollment-failure knowledge.
+
+Everything the classifier knows sits here as plain data: category aliases, detail reasons
+with the exact names, Windows HRESULTs and free-text phrases that identify them, and the
+remediation an admin can act on. :mod:`worker.normalize` holds no reason strings or codes,
+only lookups into these tables.
+
+Adding an error code is one ``codes=`` entry (or one ``Detail`` row) here plus one row in
+``tests/unit/test_catalog_rows.py``.
+
+Sources are the facts in ``shared/reference/enrollment-failures.md`` (Graph metadata, the
+Intune Data Warehouse reference, Microsoft's enrollment troubleshooting articles). Mappings
+marked "judgment" there are defaults no official source states; they are kept here and
+flagged with ``judgment=True`` so reviewers can find them. Hint wording is our own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from worker.taxonomy import FailureCategory as C
+
+_LEARN = "https://learn.microsoft.com"
+DOC_WINDOWS = f"{_LEARN}/troubleshoot/mem/intune/device-enrollment/troubleshoot-windows-enrollment-errors"
+DOC_IOS = f"{_LEARN}/troubleshoot/mem/intune/device-enrollment/troubleshoot-ios-enrollment-errors"
+DOC_ANDROID = f"{_LEARN}/troubleshoot/mem/intune/device-enrollment/troubleshoot-android-enrollment"
+DOC_GENERAL = f"{_LEARN}/troubleshoot/mem/intune/device-enrollment/troubleshoot-device-enrollment-in-intune"
+DOC_RESTRICTIONS = f"{_LEARN}/mem/intune/enrollment/enrollment-restrictions-set"
+DOC_APNS = f"{_LEARN}/mem/intune/enrollment/apple-mdm-push-certificate-get"
+DOC_MDM_AUTHORITY = f"{_LEARN}/mem/intune/fundamentals/mdm-authority-set"
+DOC_LICENSES = f"{_LEARN}/mem/intune/fundamentals/licenses-assign"
+DOC_REPORTS = f"{_LEARN}/mem/intune/enrollment/view-enrollment-reports"
+DOC_MDM_ERRORS = f"{_LEARN}/windows/win32/mdmreg/mdm-registration-constants"
+DOC_SERVICE_HEALTH = f"{_LEARN}/mem/intune/fundamentals/service-health"
+DOC_AUTOPILOT = f"{_LEARN}/autopilot/troubleshooting-faq"
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """One remediation hint: a sentence an admin can act on, steps, and a doc link."""
+
+    summary: str
+    steps: tuple[str, ...] = ()
+    doc: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """A detail reason under one category, with the evidence that identifies it."""
+
+    name: str  # camelCase, stable: it is part of the output contract
+    category: C
+    description: str
+    hint: Hint
+    names: tuple[str, ...] = ()  # exact reason values seen on the wire (DW, log rows, Apple)
+    codes: tuple[int, ...] = ()  # Windows HRESULTs, as unsigned 32-bit integers
+    phrases: tuple[str, ...] = ()  # text found inside free-form messages
+    also: tuple[C, ...] = ()  # other categories the service may legitimately report for it
+    judgment: bool = False  # True where no official source states the category
+
+
+CATEGORY_HINTS: dict[C, Hint] = {
+    C.unknown: Hint(
+        "Capture the correlation id, user and time, retry once, and open a Microsoft case if it repeats.",
+        ("Record the correlationId, user, device and time of the attempt.",
+         "Retry after a few minutes: server-side faults are often transient.",
+         "Update or reinstall Company Portal on the device.",
+         "If it keeps failing, open a Microsoft support case citing the correlation id."),
+        DOC_REPORTS),
+    C.authentication: Hint(
+        "Make sure the user can sign in to Microsoft Entra ID and that MFA or Conditional Access does not block enrollment.",
+        ("Confirm the account exists, is synced and can sign in to Entra ID.",
+         "Review Conditional Access and MFA policies that apply to the enrollment apps.",
+         "For ADE, use Setup Assistant with modern authentication.",
+         "Recreate expired provisioning packages or bulk tokens."),
+        DOC_GENERAL),
+    C.authorization: Hint(
+        "Allow this user to join or register the device, and clear any previous enrollment of it.",
+        ("In Entra ID device settings, allow users to join or register devices.",
+         "Remove the earlier user's enrollment or the stale device record.",
+         "For Autopilot, re-import the hardware hash and assign a deployment profile.",
+         "Update Company Portal; non-admin users should enroll through Autopilot or OOBE."),
+        DOC_WINDOWS),
+    C.accountValidation: Hint(
+        "Fix the tenant's enrollment setup: MDM authority, Apple push certificate, MDM user scope or UPN suffix.",
+        ("Set the MDM authority to Intune.",
+         "Renew (do not replace) the Apple MDM push certificate with the same Apple ID, then renew ADE tokens.",
+         "Set the MDM user scope to All or Some and restore the default MDM URLs.",
+         "Replace non-routable UPN suffixes (such as .local) and re-sync."),
+        DOC_MDM_AUTHORITY),
+    C.userValidation: Hint(
+        "Give the user an Intune licence and make sure the account exists and is in the targeted groups.",
+        ("Assign an Intune or Microsoft 365 licence that includes Intune.",
+         "Confirm the user exists in Entra ID and the UPN matches on-premises.",
+         "Add the user to the groups the enrollment policies target.",
+         "Retry once the licence has propagated."),
+        DOC_LICENSES),
+    C.deviceNotSupported: Hint(
+        "The device, OS version or edition cannot be managed: upgrade it or remove what blocks MDM.",
+        ("Check the OS version and edition against Intune's minimums; upgrade Windows Home to Pro or later.",
+         "Autopilot self-deploying mode needs a physical TPM 2.0 with current firmware.",
+         "Remove conflicting management: the legacy PC agent, another MDM, or a GPO that blocks MDM.",
+         "Move Android device administrator devices to Android Enterprise."),
+        DOC_WINDOWS),
+    C.inMaintenance: Hint(
+        "The Intune account is in maintenance: check service health and retry later.",
+        ("Check Intune service health and the message center.",
+         "Ask users to retry later.",
+         "Open a support case if it lasts."),
+        DOC_SERVICE_HEALTH),
+    C.badRequest: Hint(
+        "Clear old management state from the device (profiles, certificates, work accounts) and enroll again.",
+        ("Remove old management profiles, enrollment certificates and work accounts, then re-enroll.",
+         "Update the OS and Company Portal.",
+         "Check the device clock and time zone.",
+         "Reset devices that were cloned or previously managed."),
+        DOC_GENERAL),
+    C.featureNotSupported: Hint(
+        "The enrollment method or setting is not supported for this tenant or licence: switch method or profile setting.",
+        ("Confirm the enrollment method is supported for the tenant and licence.",
+         "Change the method or profile setting (for example drop 'Assign user' for hybrid Autopilot).",
+         "Check whether the feature is still rolling out to the tenant."),
+        DOC_GENERAL),
+    C.enrollmentRestrictionsEnforced: Hint(
+        "An enrollment restriction blocked the device: find the effective restriction for the user and adjust it.",
+        ("Find the effective enrollment restriction (by priority) for the user.",
+         "Delete stale devices, raise the device limit (max 15) or use a device enrollment manager account.",
+         "Allow the platform, OS version range or personal ownership, or upload corporate identifiers.",
+         "Retry about 15 minutes after the change."),
+        DOC_RESTRICTIONS),
+    C.clientDisconnected: Hint(
+        "The client timed out or was cancelled: check network access to Intune and ask the user to finish promptly.",
+        ("Check proxy and firewall access to Intune, Entra ID, Apple and Google endpoints.",
+         "Tell the user to finish enrollment promptly and answer MFA prompts.",
+         "Review Enrollment Status Page timeouts and blocking apps.",
+         "Retry on another network."),
+        DOC_GENERAL),
+    C.userAbandonment: Hint(
+        "The user left enrollment unfinished: send guidance and simplify the step where users drop off.",
+        ("Send the user step-by-step enrollment guidance.",
+         "Find the step where users drop off (for example terms of use) and simplify it.",
+         "Consider ADE, Autopilot or DEM-assisted enrollment for these users."),
+        DOC_REPORTS),
+}
+
+
+def _d(name: str, category: C, description: str, summary: str, *steps: str,
+       doc: str | None = None, names: tuple[str, ...] = (), codes: tuple[int, ...] = (),
+       phrases: tuple[str, ...] = (), also: tuple[C, ...] = (), judgment: bool = False) -> Detail:
+    return Detail(name, category, description, Hint(summary, steps, doc), names, codes,
+                  phrases, also, judgment)
+
+
+DETAILS: tuple[Detail, ...] = (
+    # --- unknown (0) ---
+    _d("certificateRequestError", C.unknown, "The enrollment certificate request failed.",
+       "Check the certificate template permissions and that the CA is reachable.",
+       doc=DOC_MDM_ERRORS, codes=(0x80180004,), names=("MENROLL_E_DEVICE_CERTIFICATEREQUEST_ERROR",)),
+    _d("serverError", C.unknown, "A generic enrollment server failure.",
+       "This is usually transient: retry, and open a support case if it persists.",
+       doc=DOC_MDM_ERRORS, codes=(0x80180005, 0x80180006, 0x80180008),
+       names=("MENROLL_E_DEVICE_CONFIGMGRSERVER_ERROR",)),
+    _d("companyPortalUnavailable", C.unknown, "Company Portal reported it is temporarily unavailable.",
+       "Update or reinstall Company Portal, and check the user's device count.",
+       doc=DOC_IOS, phrases=("Company Portal Temporarily Unavailable",)),
+    # --- authentication (1) ---
+    _d("deviceAuthenticationError", C.authentication, "The user was not recognised or had no Entra token.",
+       "Make sure the user can sign in to Entra ID with the same account on the device.",
+       doc=DOC_WINDOWS, codes=(0x80180002,), names=("MENROLL_E_DEVICE_AUTHENTICATION_ERROR",)),
+    _d("bulkTokenExpired", C.authentication, "The bulk enrollment token or provisioning package expired.",
+       "Create a new provisioning package or bulk enrollment token.",
+       doc=DOC_GENERAL, phrases=("Bulk token expired",), judgment=True),
+    _d("legacySetupAssistantMfa", C.authentication, "ADE sign-in blocked by MFA under the legacy Setup Assistant.",
+       "Switch the ADE profile to Setup Assistant with modern authentication.",
+       doc=DOC_IOS, phrases=("Setup Assistant (legacy)",)),
+    _d("wsTrustDisabled", C.authentication, "User-affinity ADE needs WS-Trust 1.3 UsernameMixed.",
+       "Enable the WS-Trust 1.3 UsernameMixed endpoint on the federation service.",
+       doc=DOC_IOS, phrases=("WS-Trust 1.3", "UsernameMixed")),
+    # --- authorization (2) ---
+    _d("deviceAuthorizationError", C.authorization, "The user is not allowed to enroll devices.",
+       "Allow the user to enroll: check Entra device settings, the device limit and platform restrictions.",
+       doc=DOC_WINDOWS, codes=(0x80180003,), names=("MENROLL_E_DEVICE_AUTHORIZATION_ERROR",),
+       phrases=("Enrollment authorization failed",)),
+    _d("authenticationRequirementNotMet", C.authorization,
+       "The enrollment service could not authorize the request.",
+       "Check that the user may enroll and update Company Portal; older versions fail authorization.",
+       doc=DOC_GENERAL, names=("AuthenticationRequirementNotMet",)),
+    _d("bulkAlreadyEnrolledDevice", C.authorization, "Another user already enrolled this device.",
+       "Remove the previous user's enrollment or device record before this user enrolls.",
+       doc=DOC_GENERAL, names=("BulkAlreadyEnrolledDevice",), judgment=True),
+    _d("deviceAlreadyEnrolled", C.authorization, "Another user enrolled or joined this device.",
+       "Remove the other user's work account from the device, then enroll again.",
+       doc=DOC_WINDOWS, codes=(0x8018000A,), names=("MENROLL_E_DEVICE_ALREADY_ENROLLED",),
+       phrases=("Device already enrolled",), judgment=True),
+    _d("entraJoinNotAllowed", C.authorization,
+       "Entra registration refused the device (device limit, platform block, edition or join setting).",
+       "Check 'Users may join devices', the per-user device limit, the Windows (MDM) platform restriction and the edition.",
+       doc=DOC_WINDOWS, codes=(0x801C0003,),
+       also=(C.enrollmentRestrictionsEnforced, C.deviceNotSupported)),
+    _d("autopilotDeviceNotFound", C.authorization, "The Autopilot device record is missing or was removed.",
+       "Re-import the device's hardware hash into Autopilot and wait for the profile to be assigned.",
+       doc=DOC_AUTOPILOT, phrases=("Autopilot device or details not found", "Autopilot device removed"),
+       judgment=True),
+    _d("autopilotProfileNotAssigned", C.authorization, "No Autopilot deployment profile is assigned.",
+       "Assign an Autopilot deployment profile to a group that contains the device.",
+       doc=DOC_AUTOPILOT, phrases=("Autopilot profile not found or not assigned",), judgment=True),
+    # --- accountValidation (3) ---
+    _d("enrollmentOnboardingIssue", C.accountValidation, "The MDM authority is not configured.",
+       "Set the tenant's MDM authority to Intune.",
+       doc=DOC_MDM_AUTHORITY, names=("EnrollmentOnboardingIssue", "MdmAuthorityNotDefined"),
+       phrases=("Not onboarded into Intune",)),
+    _d("appleOnboardingIssue", C.accountValidation, "An Apple MDM push certificate is required.",
+       "Upload an Apple MDM push certificate before enrolling Apple devices.",
+       doc=DOC_APNS, names=("AppleOnboardingIssue",), phrases=("Apple onboarding",)),
+    _d("apnsCertificateExpired", C.accountValidation, "The Apple MDM push certificate expired.",
+       "Renew the Apple MDM push certificate with the same Apple ID; replacing it forces every Apple device to re-enroll.",
+       doc=DOC_APNS, names=("APNSCertificateExpired",)),
+    _d("apnsCertificateInvalid", C.accountValidation, "The Apple MDM push certificate is missing or invalid.",
+       "Renew the Apple MDM push certificate (same Apple ID) and make sure iOS enrollment is enabled.",
+       doc=DOC_APNS, names=("NoEnrollmentPolicy", "APNSCertificateNotValid", "AccountNotOnboarded")),
+    _d("mdmNotConfigured", C.accountValidation, "MDM auto-enrollment is not configured for the user.",
+       "Set the MDM user scope to All or Some and fix non-routable UPN suffixes, then re-sync.",
+       doc=DOC_WINDOWS, codes=(0x8018002B,)),
+    _d("adeTokenInvalid", C.accountValidation, "The ADE token expired, is invalid or lost access.",
+       "Renew the Automated Device Enrollment token and check Intune is still the MDM server in Apple Business Manager.",
+       doc=DOC_IOS, phrases=("ADE token", "DEP token")),
+    # --- userValidation (4) ---
+    _d("userNotLicensed", C.userValidation, "The user has no valid Intune licence.",
+       "Assign the user an Intune licence and retry after it propagates.",
+       doc=DOC_LICENSES, codes=(0x80180018,),
+       names=("UserNotLicensed", "UserLicenseTypeInvalid", "MENROLL_E_USERLICENSE"),
+       phrases=("User not found or licensed", "User Name Not Recognized", "license")),
+    _d("userUnknown", C.userValidation, "The user is unknown to Intune.",
+       "Confirm the user exists in Entra ID and that the UPN matches on-premises.",
+       doc=DOC_GENERAL, names=("UserUnknown",)),
+    # --- deviceNotSupported (5) ---
+    _d("unsupportedDeviceType", C.deviceNotSupported, "The device is below the minimum requirements.",
+       "Update the OS to a supported version or enroll a supported device.",
+       doc=DOC_GENERAL, names=("UnsupportedDeviceType", "DeviceTypeNotSupported"),
+       phrases=("Device not supported",)),
+    _d("mdmNotSupported", C.deviceNotSupported, "MDM is not supported on this device.",
+       "This device cannot be managed by MDM; use a supported device or edition.",
+       doc=DOC_MDM_ERRORS, codes=(0x80180015,), names=("MENROLL_E_NOTSUPPORTED",)),
+    _d("windowsEditionNotSupported", C.deviceNotSupported, "Autopilot on Windows Home.",
+       "Upgrade the device to Windows Pro, Enterprise or Education.",
+       doc=DOC_WINDOWS, codes=(0x80180022,)),
+    _d("deviceManagementBlocked", C.deviceNotSupported, "MDM is blocked on the device (GPO or legacy agent).",
+       "Remove the legacy Intune PC agent or the policy that blocks MDM, then enroll again.",
+       doc=DOC_WINDOWS, codes=(0x80180026,), names=("MENROLL_E_DEVICE_MANAGEMENT_BLOCKED",),
+       judgment=True),
+    _d("tpmNotSupported", C.deviceNotSupported, "No usable TPM 2.0 for Autopilot self-deploying mode.",
+       "Use a device with a physical TPM 2.0 and update its firmware.",
+       doc=DOC_AUTOPILOT, codes=(0x801C03EA, 0x800705B4)),
+    _d("workProfileNotSupported", C.deviceNotSupported, "An Android work profile could not be created.",
+       "Remove an existing work profile, test with the Test DPC app, or contact the OEM.",
+       doc=DOC_ANDROID, phrases=("work profile can't be created", "work profile cannot be created")),
+    # --- inMaintenance (6) ---
+    _d("accountInMaintenance", C.inMaintenance, "The account is in maintenance.",
+       "Check Intune service health and retry later.",
+       doc=DOC_SERVICE_HEALTH, codes=(0x80180017, 0x80CF3002), names=("MENROLL_E_INMAINTENANCE",)),
+    # --- badRequest (7) ---
+    _d("messageFormatError", C.badRequest, "The enrollment message was malformed.",
+       "Retry, and update the OS and Company Portal if it repeats.",
+       doc=DOC_MDM_ERRORS, codes=(0x80180001, 0x80180007, 0x80180016),
+       names=("MENROLL_E_DEVICE_MESSAGE_FORMAT_ERROR",)),
+    _d("enrollmentDataInvalid", C.badRequest, "The server rejected the enrollment data.",
+       "Check the enrollment server configuration; the request data was rejected.",
+       doc=DOC_MDM_ERRORS, codes=(0x80180019,), names=("MENROLL_E_ENROLLMENTDATAINVALID",)),
+    _d("staleEnrollmentCertificate", C.badRequest, "The device looks enrolled already (cloned image or old cert).",
+       "Delete the old Intune certificate and the OnlineManagement registry key, then enroll again.",
+       doc=DOC_WINDOWS, codes=(0x8007064C,), judgment=True),
+    _d("existingManagementProfile", C.badRequest, "Another management profile or MDM is already present.",
+       "Remove the existing management profile or other MDM from the device, then enroll again.",
+       doc=DOC_IOS, phrases=("new MDM payload does not match",)),
+    # --- featureNotSupported (8) ---
+    _d("featureNotSupported", C.featureNotSupported, "The feature is not released or not compatible with the tenant.",
+       "Confirm the enrollment feature is available for the tenant and licence, or use another method.",
+       doc=DOC_GENERAL, names=("FeatureNotSupported",), phrases=("Feature not supported",)),
+    _d("autopilotMethodUnexpected", C.featureNotSupported, "The Autopilot enrollment method was unexpected.",
+       "Check the Autopilot profile's deployment mode matches how the device is being deployed.",
+       doc=DOC_AUTOPILOT, phrases=("Autopilot enrollment method unexpected",)),
+    _d("hybridJoinAssignUser", C.featureNotSupported,
+       "Hybrid Autopilot with 'Assign user', or the domain controller is unreachable.",
+       "Remove the user assignment for hybrid-joined Autopilot devices and check the connector's rights.",
+       doc=DOC_AUTOPILOT, codes=(0x80070774,), judgment=True),
+    # --- enrollmentRestrictionsEnforced (9) ---
+    _d("deviceCap", C.enrollmentRestrictionsEnforced, "The user has reached the device limit.",
+       "Delete stale devices, raise the device limit (max 15) or use a device enrollment manager account.",
+       doc=DOC_RESTRICTIONS, codes=(0x80180013,),
+       names=("DeviceCap", "DeviceCapReached", "MENROLL_E_DEVICECAPREACHED"),
+       phrases=("Device cap reached", "device limit")),
+    _d("enrollmentCriteriaNotMet", C.enrollmentRestrictionsEnforced, "An enrollment restriction rule blocked it.",
+       "Find the effective enrollment restriction for the user and allow this device.",
+       doc=DOC_RESTRICTIONS, names=("EnrollmentCriteriaNotMet",), phrases=("Enrollment restrictions not met",)),
+    _d("platformBlocked", C.enrollmentRestrictionsEnforced, "The platform is blocked by a restriction.",
+       "Allow the platform (for example Windows (MDM)) in the effective enrollment restriction.",
+       doc=DOC_RESTRICTIONS, codes=(0x80180014,), names=("MENROLL_E_DEVICENOTSUPPORTED",),
+       phrases=("Device platform blocked", "Invalid Profile"), also=(C.deviceNotSupported,)),
+    _d("osVersionBlocked", C.enrollmentRestrictionsEnforced, "The OS version is outside the allowed range.",
+       "Adjust the restriction's OS version range or update the device.",
+       doc=DOC_RESTRICTIONS, phrases=("Device version too low", "Device version too high")),
+    _d("personalDeviceBlocked", C.enrollmentRestrictionsEnforced, "Personally owned devices are blocked.",
+       "Allow personal ownership for the platform, or upload the device's corporate identifier.",
+       doc=DOC_RESTRICTIONS, phrases=("Device cannot be enrolled as personal",)),
+    _d("bulkDeviceNotPreregistered", C.enrollmentRestrictionsEnforced,
+       "The IMEI or serial number is not pre-registered, so the device counts as personal.",
+       "Upload the device's IMEI or serial number as a corporate identifier.",
+       doc=DOC_RESTRICTIONS, names=("BulkDeviceNotPreregistered",), phrases=("Device not preregistered",)),
+    # --- clientDisconnected (10) ---
+    _d("networkConnectivity", C.clientDisconnected, "DNS or network timeout reaching the enrollment service.",
+       "Fix DNS, proxy or firewall access to the Intune enrollment endpoints.",
+       doc=DOC_WINDOWS, codes=(0x80180010,), names=("MENROLL_E_CONNECTIVITY",)),
+    _d("mfaNotCompleted", C.clientDisconnected, "The MFA prompt for auto-enrollment was not answered.",
+       "Ask the user to complete the MFA prompt; the enrollment retries by itself.",
+       doc=DOC_WINDOWS, codes=(0x8018002A,)),
+    _d("appleChallengeIssue", C.clientDisconnected, "The iOS management profile install was delayed or failed.",
+       "Ask the user to install the management profile promptly and retry on a good network.",
+       doc=DOC_IOS, names=("AppleChallengeIssue",), phrases=("iOS/iPadOS Timeout or Failure",),
+       judgment=True),
+    _d("appleNetworkError", C.clientDisconnected, "The device could not reach Apple's services.",
+       "Check the device's network path to Apple, then retry.",
+       doc=DOC_IOS, phrases=("XPC_TYPE_ERROR",)),
+    _d("espTimeout", C.clientDisconnected, "The Enrollment Status Page timed out.",
+       "Review the ESP timeout and the apps it blocks on.",
+       doc=DOC_AUTOPILOT, phrases=("ESP timeout", "Enrollment Status Page timeout", "OOBEIDPS")),
+    # --- userAbandonment (11) ---
+    _d("userAbandonment", C.userAbandonment, "The user started enrollment but did not finish.",
+       "Send the user guidance and simplify the step where users drop off.",
+       doc=DOC_REPORTS, names=("UserAbandonment",)),
+)
+
+# Category spellings beyond Graph's own (which fold to themselves): the Data Warehouse's
+# "no data" rows and its localized category names (section 6 of the reference).
+CATEGORY_ALIASES: dict[str, C] = {
+    "Unbekannt": C.unknown, "Inconnu": C.unknown,
+    "身份验证": C.authentication, "認証": C.authentication, "Authentifizierung": C.authentication,
+    "Authentification": C.authentication,
+    "授权": C.authorization, "承認": C.authorization, "Autorisierung": C.authorization,
+    "Autorisation": C.authorization,
+}
+# Values that say "no category" rather than naming one. "Not Applicable" marks success rows.
+NO_CATEGORY = ("Not Available", "N/A", "None", "Null", "不可用", "Nicht verfügbar",
+               "Non disponible", "利用不可")
+NOT_APPLICABLE = ("Not Applicable", "NotApplicable", "不适用", "Nicht anwendbar",
+                  "Non applicable", "適用しない")
+# resultType / Result values of a successful row.
+SUCCESS_RESULTS = ("Success", "Succeeded", "Successful", "OK")
+
+# Field names that carry each piece of evidence, in the order they are consulted.
+CATEGORY_FIELDS = ("failureCategory", "FailureCategory", "failure_category")
+REASON_FIELDS = ("failureReason", "FailureReason", "failure_reason", "errorCode", "ErrorCode",
+                 "error_code", "hresult", "HResult", "enrollmentFailureDetails", "failureDetails")
+
+# Where each output field is read from, per input shape (first present wins). Log rows are
+# looked up in ``properties`` first and then at the row's top level.
+_GRAPH_FIELDS: dict[str, tuple[str, ...]] = {
+    "id": ("id",), "eventTime": ("eventDateTime",),
+    "intuneDeviceId": ("managedDeviceIdentifier",), "entraDeviceId": ("deviceId",),
+    "operatingSystem": ("operatingSystem",), "osVersion": ("osVersion",),
+    "userId": ("userId",), "userPrincipalName": ("userPrincipalName",),
+    "enrollmentType": ("enrollmentType",), "tenantId": ("tenantId",),
+    "correlationId": ("correlationId",),
+}
+_LOG_FIELDS: dict[str, tuple[str, ...]] = {
+    "id": ("MessageId",), "eventTime": ("EnrollmentTimeUTC", "time", "TimeGenerated"),
+    "intuneDeviceId": ("IntuneDeviceId",), "entraDeviceId": ("AADDeviceId",),
+    "operatingSystem": ("Os",), "osVersion": ("OsVersion",),
+    "userId": ("IntuneUserId", "UserId"), "userPrincipalName": ("UserPrincipalName", "UPN"),
+    "enrollmentType": ("EnrollmentType",), "tenantId": ("AADTenantId", "tenantId", "TenantId"),
+    "correlationId": ("CorrelationId", "ActivityId", "correlationId"),
+}
+FIELD_SOURCES: dict[str, dict[str, tuple[str, ...]]] = {
+    "graphEvent": _GRAPH_FIELDS,
+    "diagnosticLog": _LOG_FIELDS,
+    "flat": {k: tuple(dict.fromkeys((*_GRAPH_FIELDS[k], *_LOG_FIELDS[k], *extra)))
+             for k, extra in {
+                 "id": ("eventId", "messageId"), "eventTime": ("timestamp",),
+                 "intuneDeviceId": ("intuneDeviceId",), "entraDeviceId": ("aadDeviceId",),
+                 "operatingSystem": ("os", "OS"), "osVersion": (), "userId": (),
+                 "userPrincipalName": (), "enrollmentType": (), "tenantId": (),
+                 "correlationId": (),
+             }.items()},
+}
+
+OPERATING_SYSTEMS: dict[str, str] = {
+    "windows": "Windows", "windows10": "Windows", "windows11": "Windows", "win10": "Windows",
+    "windowsphone": "Windows", "windowsmobile": "Windows", "ios": "iOS", "iphone": "iOS",
+    "ipados": "iPadOS", "ipad": "iPadOS", "macos": "macOS", "macosx": "macOS", "osx": "macOS",
+    "android": "Android", "androidenterprise": "Android", "androidforwork": "Android",
+    "androidaosp": "Android", "linux": "Linux", "chromeos": "ChromeOS", "visionos": "visionOS",
+}
+
+# Graph deviceEnrollmentType (v1.0 and beta), wire spelling. Values 20-24 are unstable.
+ENROLLMENT_TYPES: tuple[str, ...] = (
+    "unknown", "userEnrollment", "deviceEnrollmentManager", "appleBulkWithUser",
+    "appleBulkWithoutUser", "windowsAzureADJoin", "windowsBulkUserless", "windowsAutoEnrollment",
+    "windowsBulkAzureDomainJoin", "windowsCoManagement", "windowsAzureADJoinUsingDeviceAuth",
+    "appleUserEnrollment", "appleUserEnrollmentWithServiceAccount", "azureAdJoinUsingAzureVmExtension",
+    "androidEnterpriseDedicatedDevice", "androidEnterpriseFullyManaged",
+    "androidEnterpriseCorporateWorkProfile", "androidAOSPUserOwnedDeviceEnrollment",
+    "androidAOSPUserlessDeviceEnrollment", "appleAccountDrivenUserEnrollment", "unknownFutureValue",
+)
+
+_NON_ALNUM = re.compile(r"[\W_]+")
+
+
+def fold(text: str) -> str:
+    """Case-, space- and punctuation-insensitive key: 'User Validation' -> 'uservalidation'."""
+    return _NON_ALNUM.sub("", text).casefold()
+
+
+def _unique_index(pairs: list[tuple[str, Detail]]) -> dict[str, Detail]:
+    index: dict[str, Detail] = {}
+    for key, detail in pairs:
+        other = index.setdefault(key, detail)
+        if other is not detail:
+            raise ValueError(f"catalog: {key!r} identifies both {other.name} and {detail.name}")
+    return index
+
+
+# Derived lookups, built once at import and checked for ambiguity.
+DETAILS_BY_NAME: dict[str, Detail] = {d.name: d for d in DETAILS}
+DETAIL_BY_FOLDED_NAME = _unique_index(
+    [(fold(n), d) for d in DETAILS for n in (d.name, *d.names)])
+DETAIL_BY_CODE = _unique_index([(str(c), d) for d in DETAILS for c in d.codes])
+# Phrases are tried longest first so "device cap reached" wins over a shorter overlap.
+PHRASES: tuple[tuple[str, Detail], ...] = tuple(sorted(
+    _unique_index([(fold(p), d) for d in DETAILS for p in (*d.names, *d.phrases)]).items(),
+    key=lambda item: -len(item[0])))
+CATEGORY_BY_FOLDED: dict[str, C] = {
+    **{fold(c.name): c for c in C}, **{fold(k): v for k, v in CATEGORY_ALIASES.items()}}
+NO_CATEGORY_FOLDED = frozenset(fold(v) for v in NO_CATEGORY) | {""}
+NOT_APPLICABLE_FOLDED = frozenset(fold(v) for v in NOT_APPLICABLE)
+SUCCESS_FOLDED = frozenset(fold(v) for v in SUCCESS_RESULTS)
+ENROLLMENT_TYPE_BY_FOLDED: dict[str, str] = {fold(t): t for t in ENROLLMENT_TYPES}

@@ -1,0 +1,137 @@
+"""Command line: ``run`` (the stream worker), ``classify`` (JSON Lines) and ``schema``.
+
+Exit codes: 0 success, 1 a check failed (``schema --check``), 2 bad usage or unreadable
+file, 3 the worker stopped on a fatal Kafka or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+from worker import __version__
+from worker.core import Classified, DeadLetter, Skipped, Source, classify_message
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    code: int = args.handler(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m worker",
+        description="Classify Microsoft Intune enrollment failures (stream worker and tools).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    classify = sub.add_parser("classify", help="classify JSON Lines from a file or stdin",
+                              description="Read one raw event (or envelope, or Graph page) per "
+                              "line; write classified events as JSON Lines to stdout.")
+    classify.add_argument("file", nargs="?", type=Path, help="JSON Lines input (default: stdin)")
+    classify.add_argument("--dead-letters", type=Path, metavar="FILE",
+                          help="write dead-letter records here (default: stderr)")
+    classify.set_defaults(handler=_classify)
+
+    schema = sub.add_parser("schema", help="write or check the JSON Schemas in schemas/")
+    schema.add_argument("--dir", type=Path, default=Path("schemas"))
+    schema.add_argument("--check", action="store_true",
+                        help="exit 1 when the files differ from what the models generate")
+    schema.set_defaults(handler=_schema)
+
+    from worker.settings import add_run_arguments
+    run = sub.add_parser("run", help="run the stream worker (Kafka in, Kafka out)",
+                         description="Consume raw enrollment events, classify them and publish "
+                         "the results. Every flag has an environment variable; see README.")
+    add_run_arguments(run)
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def _classify(args: argparse.Namespace) -> int:
+    name = str(args.file) if args.file else "-"
+    try:
+        source = args.file.open("rb") if args.file else sys.stdin.buffer
+        dead = args.dead_letters.open("wb") if args.dead_letters else sys.stderr.buffer
+    except OSError as exc:
+        print(f"error: cannot open {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    counts: Counter[str] = Counter()
+    out = sys.stdout.buffer
+    with source, dead if args.dead_letters else _nullcontext(dead):
+        for lineno, line in enumerate(source, start=1):
+            if not line.strip():
+                counts["blank_lines"] += 1
+                continue
+            for outcome in classify_message(line.rstrip(b"\r\n"), Source(name, 0, lineno)):
+                _write(outcome, out, dead, counts)
+    out.flush()
+    sys.stderr.write("summary: " + orjson.dumps(dict(sorted(counts.items()))).decode() + "\n")
+    return EXIT_OK
+
+
+def _write(outcome: Classified | DeadLetter | Skipped, out: BinaryIO, dead: BinaryIO,
+           counts: Counter[str]) -> None:
+    match outcome:
+        case Classified(value=value, category=category):
+            out.write(value + b"\n")
+            counts["classified"] += 1
+            counts[f"category.{category.name}"] += 1
+        case DeadLetter(value=value):
+            dead.write(value + b"\n")
+            counts["dead_lettered"] += 1
+        case Skipped(reason=reason):
+            counts[f"skipped_{reason}"] += 1
+
+
+class _nullcontext:  # noqa: N801 - stderr must not be closed by the with-block
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def __enter__(self) -> BinaryIO:
+        return self.stream
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.flush()
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from worker.models import json_schemas
+
+    wanted = {f"{name}.schema.json": orjson.dumps(schema, option=orjson.OPT_INDENT_2) + b"\n"
+              for name, schema in json_schemas().items()}
+    directory: Path = args.dir
+    if args.check:
+        stale = [n for n, content in wanted.items()
+                 if not (directory / n).is_file() or (directory / n).read_bytes() != content]
+        extra = sorted(p.name for p in directory.glob("*.schema.json") if p.name not in wanted)
+        for n in stale:
+            print(f"schema out of date: {directory / n} (run: python -m worker schema)",
+                  file=sys.stderr)
+        for n in extra:
+            print(f"schema not generated by the models: {directory / n}", file=sys.stderr)
+        return EXIT_CHECK_FAILED if stale or extra else EXIT_OK
+    directory.mkdir(parents=True, exist_ok=True)
+    for n, content in wanted.items():
+        (directory / n).write_bytes(content)
+    print(f"wrote {len(wanted)} schemas to {directory}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from worker.loop import run_from_args
+
+    return run_from_args(args)

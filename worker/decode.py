@@ -1,0 +1,154 @@
+"""Bytes to raw enrollment records, or a rejection saying why not.
+
+Recognises the three wire shapes that carry enrollment failures:
+
+* a Graph ``enrollmentTroubleshootingEvent``, alone or in a collection page ``{"value": [...]}``;
+* an Intune diagnostic-log row (Event Hubs / Log Analytics ``OperationalLogs``) whose
+  ``properties`` is an object or a JSON string, alone or in the Azure Monitor envelope
+  ``{"records": [...]}`` that diagnostic settings stream to Event Hubs;
+* a minimal flat object that carries only a category and/or a reason.
+
+Never raises on input and does no I/O: every problem becomes a :class:`Rejection` value.
+A bad row inside an envelope or page is rejected alone, with its index, so its
+neighbours still classify.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import orjson
+
+Shape = Literal["graphEvent", "diagnosticLog", "flat"]
+ErrorClass = Literal[
+    "empty", "too_large", "not_utf8", "not_json", "too_deep", "not_object", "wrong_type",
+    "bad_nested_json",
+]
+ERROR_CLASSES: Final[tuple[ErrorClass, ...]] = (
+    "empty", "too_large", "not_utf8", "not_json", "too_deep", "not_object", "wrong_type",
+    "bad_nested_json",
+)
+
+DEFAULT_MAX_MESSAGE_BYTES: Final = 2 * 1024 * 1024
+_BOM: Final = b"\xef\xbb\xbf"
+_MAX_ERROR_TEXT: Final = 300
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One failure-shaped record as found in the message, not yet interpreted."""
+
+    shape: Shape
+    row: dict[str, Any]  # the record itself (top-level fields such as resultType live here)
+    fields: dict[str, Any]  # where the failure fields live: row["properties"] for log rows
+    index: int | None  # position inside an envelope or page; None for a lone record
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message, or one record inside it, cannot be read."""
+
+    error_class: ErrorClass
+    message: str
+    index: int | None = None  # position inside an envelope or page
+    record: Any = None  # the offending record (already parsed) when only one record is bad
+
+
+Decoded = RawRecord | Rejection
+
+
+def decode_message(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+                   ) -> list[Decoded] | Rejection:
+    """Parse one Kafka message value into records.
+
+    Returns a Rejection for the whole message, or a list holding one item per record (an
+    empty list for an empty envelope). Never raises.
+    """
+    if not value:
+        return Rejection("empty", "message value is empty or null (tombstone)")
+    if len(value) > max_bytes:
+        return Rejection("too_large", f"message is {len(value)} bytes; the limit is {max_bytes}")
+    if value.startswith(_BOM):
+        value = value[len(_BOM):]
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return _json_error(value, exc)
+    if not isinstance(doc, dict):
+        return Rejection("not_object", f"top-level JSON is {_kind(doc)}, expected an object")
+    return split_records(doc)
+
+
+def split_records(doc: dict[str, Any]) -> list[Decoded]:
+    """Unwrap an envelope or page; otherwise the document is a single record."""
+    records = doc.get("records")
+    if isinstance(records, list) and _looks_like_envelope(doc):
+        return [_record(item, i) for i, item in enumerate(records)]
+    page = doc.get("value")
+    if isinstance(page, list) and _looks_like_page(doc):
+        return [_record(item, i) for i, item in enumerate(page)]
+    return [_record(doc, None)]
+
+
+def _looks_like_envelope(doc: dict[str, Any]) -> bool:
+    # Azure Monitor wraps rows as {"records": [...]} with nothing else that looks like an event.
+    return "failureCategory" not in doc and "properties" not in doc
+
+
+def _looks_like_page(doc: dict[str, Any]) -> bool:
+    return "@odata.context" in doc or "@odata.nextLink" in doc or len(doc) == 1
+
+
+def _record(item: Any, index: int | None) -> Decoded:
+    if not isinstance(item, dict):
+        return Rejection("not_object", f"record is {_kind(item)}, expected an object", index, item)
+    props = item.get("properties", item.get("Properties"))
+    if props is None:
+        shape: Shape = "graphEvent" if _is_graph(item) else "flat"
+        return RawRecord(shape, item, item, index)
+    if isinstance(props, str):
+        try:
+            props = orjson.loads(props)
+        except orjson.JSONDecodeError as exc:
+            return Rejection("bad_nested_json", f"properties is not valid JSON: {_short(exc)}",
+                             index, item)
+    if not isinstance(props, dict):
+        return Rejection("wrong_type", f"properties is {_kind(props)}, expected an object",
+                         index, item)
+    return RawRecord("diagnosticLog", item, props, index)
+
+
+def _is_graph(item: dict[str, Any]) -> bool:
+    return "@odata.type" in item or "managedDeviceIdentifier" in item or "eventDateTime" in item
+
+
+def _json_error(value: bytes, exc: orjson.JSONDecodeError) -> Rejection:
+    text = _short(exc)
+    if text.startswith("depth limit") or text.startswith("recursion"):
+        return Rejection("too_deep", f"JSON nests deeper than the parser's limit: {text}")
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as uexc:
+        return Rejection("not_utf8", f"not valid UTF-8 at byte {uexc.start}")
+    return Rejection("not_json", f"not valid JSON: {text}")
+
+
+def _short(exc: Exception) -> str:
+    return str(exc)[:_MAX_ERROR_TEXT]
+
+
+def _kind(value: Any) -> str:
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return "a boolean"
+        case int() | float():
+            return "a number"
+        case str():
+            return "a string"
+        case list():
+            return "an array"
+        case _:
+            return type(value).__name__

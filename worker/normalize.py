@@ -1,0 +1,222 @@
+"""How a failure reason is decided: the one place that says it.
+
+Input is a :class:`~worker.decode.RawRecord`; output is a :class:`Classification`, a
+:class:`Skip` (a success row, or a log row that is not about enrollment) or a
+:class:`~worker.decode.Rejection` (a category or reason of the wrong JSON type).
+
+The precedence rule, applied in :func:`decide`:
+
+1. Read the category field: a Graph member in any spelling or its integer code is *named*;
+   missing, empty, "Not Available" and the like are *absent*; any other value is
+   *unrecognised* (a future enum member, say) and counts as ``unknown``.
+2. Look for a detail reason in the reason fields, strongest evidence first: an exact
+   detail-reason name (``UserNotLicensed``), then a known Windows HRESULT in any spelling,
+   then a known phrase inside free text.
+3. A detail beats an uninformative category (absent, unrecognised or ``unknown``).
+   A named category is kept when the text adds nothing.
+4. When both are specific and disagree, the event's own category wins (it is the
+   service's decision; our reason-to-category table is partly judgment). The detail is
+   then reported under ``conflict`` and not as the event's detail reason, and confidence
+   drops to medium. A detail whose ``also`` lists the named category is not a conflict.
+
+Pure: no I/O, no clock, no Kafka or Prometheus. All knowledge is looked up in
+:mod:`worker.catalog`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final, Literal
+
+from worker import catalog
+from worker.catalog import Detail, fold
+from worker.decode import RawRecord, Rejection
+from worker.taxonomy import Confidence, Evidence, FailureCategory
+
+CategoryState = Literal["named", "absent", "unrecognized", "notApplicable"]
+Rule = Literal[
+    "category-field", "category-and-detail-agree", "detail-over-uninformative-category",
+    "category-over-conflicting-detail", "unrecognized-category", "no-evidence",
+]
+
+# Evidence is searched in the first part of a reason only: a multi-megabyte string must
+# cost the same as a short one, and real codes and phrases appear early.
+MAX_REASON_SCAN: Final = 8192
+_HRESULT = re.compile(
+    r"(?<![0-9a-z])(?:0x([0-9a-f]{8})|(8[0-9a-f]{7})|(-?[0-9]{9,10}))(?![0-9a-z])", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class DetailMatch:
+    detail: Detail
+    evidence: Evidence
+    matched: str  # the code or text that matched, as written in canonical form
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    category: FailureCategory
+    detail: Detail | None
+    evidence: Evidence
+    rule: Rule
+    confidence: Confidence
+    matched: str | None
+    raw_category: Any
+    raw_reason: str | None
+    conflict: Detail | None
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    reason: Literal["success", "not_enrollment"]
+
+
+def normalize_failure(record: RawRecord) -> Classification | Skip | Rejection:
+    """Decide the category, detail reason and evidence for one record. Never raises."""
+    fields = record.fields
+    raw_category = _first_present(fields, catalog.CATEGORY_FIELDS)
+    if isinstance(raw_category, bool) or (
+            raw_category is not None and not isinstance(raw_category, str | int | float)):
+        return Rejection("wrong_type", "failureCategory must be a string or an integer",
+                         record.index, record.row)
+    state, category = read_category(raw_category)
+
+    skip = _skip_reason(record, state)
+    if skip is not None:
+        return Skip(skip)
+
+    raw_reason: str | None = None
+    match: DetailMatch | None = None
+    for name in catalog.REASON_FIELDS:
+        value = fields.get(name)
+        if value is None or value == "":
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return Rejection("wrong_type", f"{name} must be a string or an integer",
+                             record.index, record.row)
+        text = value if isinstance(value, str) else str(value)
+        if raw_reason is None:
+            raw_reason = text
+        match = find_detail(text[:MAX_REASON_SCAN])
+        if match is not None:
+            break
+    if match is None:
+        match = _nested_detail(fields)
+    return decide(state, category, match, raw_category, raw_reason)
+
+
+def decide(state: CategoryState, category: FailureCategory | None, match: DetailMatch | None,
+           raw_category: Any, raw_reason: str | None) -> Classification:
+    """Apply the precedence rule in the module docstring to the two signals."""
+    uninformative = state != "named" or category is FailureCategory.unknown
+    if match is not None and uninformative:
+        confidence = Confidence.medium if match.evidence is Evidence.phrase else Confidence.high
+        return Classification(match.detail.category, match.detail, match.evidence,
+                              "detail-over-uninformative-category", confidence, match.matched,
+                              raw_category, raw_reason, None)
+    if category is not None and state == "named":
+        if match is None:
+            return Classification(category, None, Evidence.category, "category-field",
+                                  Confidence.high, None, raw_category, raw_reason, None)
+        detail = match.detail
+        if detail.category is category or category in detail.also:
+            return Classification(category, detail, Evidence.category,
+                                  "category-and-detail-agree", Confidence.high, match.matched,
+                                  raw_category, raw_reason, None)
+        return Classification(category, None, Evidence.category,
+                              "category-over-conflicting-detail", Confidence.medium,
+                              match.matched, raw_category, raw_reason, detail)
+    rule: Rule = "unrecognized-category" if state == "unrecognized" else "no-evidence"
+    return Classification(FailureCategory.unknown, None, Evidence.none, rule, Confidence.low,
+                          None, raw_category, raw_reason, None)
+
+
+def read_category(value: Any) -> tuple[CategoryState, FailureCategory | None]:
+    """Read a category field value in any spelling or as Graph's integer code."""
+    if value is None:
+        return "absent", None
+    if isinstance(value, float):
+        if not value.is_integer():
+            return "unrecognized", None
+        value = int(value)
+    if isinstance(value, int):
+        return _category_from_code(value)
+    return _category_from_text(value)
+
+
+def _category_from_code(code: int) -> tuple[CategoryState, FailureCategory | None]:
+    if 0 <= code < len(FailureCategory):
+        return "named", FailureCategory(code)
+    return "unrecognized", None
+
+
+@lru_cache(maxsize=1024)
+def _category_from_text(text: str) -> tuple[CategoryState, FailureCategory | None]:
+    key = fold(text[:200])
+    found = catalog.CATEGORY_BY_FOLDED.get(key)
+    if found is not None:
+        return "named", found
+    if key in catalog.NO_CATEGORY_FOLDED:
+        return "absent", None
+    if key in catalog.NOT_APPLICABLE_FOLDED:
+        return "notApplicable", None
+    if key.isdigit() and len(key) < 4:
+        return _category_from_code(int(key))
+    return "unrecognized", None
+
+
+@lru_cache(maxsize=8192)
+def find_detail(text: str) -> DetailMatch | None:
+    """Strongest detail evidence in a reason text: exact name, then HRESULT, then phrase."""
+    key = fold(text)
+    exact = catalog.DETAIL_BY_FOLDED_NAME.get(key)
+    if exact is not None:
+        return DetailMatch(exact, Evidence.detail_name, text.strip())
+    for m in _HRESULT.finditer(text):
+        hex_code, bare_hex, decimal = m.groups()
+        number = int(hex_code or bare_hex, 16) if decimal is None else int(decimal)
+        detail = catalog.DETAIL_BY_CODE.get(str(number & 0xFFFFFFFF))
+        if detail is not None:
+            return DetailMatch(detail, Evidence.hresult, f"0x{number & 0xFFFFFFFF:08X}")
+    for phrase, detail in catalog.PHRASES:
+        if phrase in key:
+            return DetailMatch(detail, Evidence.phrase, phrase)
+    return None
+
+
+def _nested_detail(fields: dict[str, Any]) -> DetailMatch | None:
+    # Graph beta puts the service's own wording in troubleshootingErrorDetails.
+    details = fields.get("troubleshootingErrorDetails")
+    if not isinstance(details, dict):
+        return None
+    for name in ("failure", "failureDetails"):
+        text = details.get(name)
+        if isinstance(text, str) and text:
+            found = find_detail(text[:MAX_REASON_SCAN])
+            if found is not None:
+                return found
+    return None
+
+
+def _skip_reason(record: RawRecord,
+                 state: CategoryState) -> Literal["success", "not_enrollment"] | None:
+    row, fields = record.row, record.fields
+    operation = row.get("operationName", row.get("OperationName"))
+    if isinstance(operation, str) and "enrollment" not in fold(operation):
+        return "not_enrollment"
+    result = _first_present(row, ("resultType", "Result", "ResultType"))
+    if result is None and fields is not row:
+        result = _first_present(fields, ("resultType", "Result", "ResultType"))
+    if isinstance(result, str):
+        return "success" if fold(result) in catalog.SUCCESS_FOLDED else None
+    return "success" if state == "notApplicable" else None
+
+
+def _first_present(mapping: dict[str, Any], names: tuple[str, ...]) -> Any:
+    for name in names:
+        value = mapping.get(name)
+        if value is not None:
+            return value
+    return None

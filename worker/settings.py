@@ -1,0 +1,182 @@
+"""Worker configuration: the only place that reads flags and environment variables.
+
+Every setting has a flag and an environment variable (flag wins); ``KAFKA_BOOTSTRAP_SERVERS``
+keeps its conventional name, the others are ``CLASSIFIER_<NAME>``. Any librdkafka property
+passes through as ``RDKAFKA_<PROPERTY>`` (dots become underscores: ``RDKAFKA_SASL_MECHANISMS``)
+or ``--kafka-config property=value``. A ``_FILE`` suffix on any variable reads the value
+from that file (a mounted Kubernetes Secret), so secrets never need to be on a command line;
+secret properties given as flags are refused.
+
+The result is a frozen :class:`Settings` whose ``str()`` masks secrets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "CLASSIFIER_"
+RDKAFKA_PREFIX = "RDKAFKA_"
+_SECRET_WORDS = ("password", "secret", "key.pem", "token", "connection")
+_RESERVED_RDKAFKA = ("bootstrap.servers", "group.id", "transactional.id", "enable.auto.commit",
+                     "isolation.level")
+
+
+class ConfigError(Exception):
+    """Configuration is invalid; the message says which setting and why."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", min_length=1, description="Kafka bootstrap servers (host:port,...)")
+    input_topic: str = Field("intune-enrollment-raw", min_length=1,
+                             description="topic with raw enrollment events")
+    output_topic: str = Field("intune-enrollment-classified", min_length=1,
+                              description="topic for classified events")
+    dead_letter_topic: str = Field("intune-enrollment-dead-letter", min_length=1,
+                                   description="topic for unreadable input")
+    group_id: str = Field("enrollment-classifier", min_length=1, description="consumer group")
+    guarantee: Literal["exactly-once", "at-least-once"] = Field(
+        "exactly-once", description="exactly-once (Kafka transactions) or at-least-once")
+    transactional_id: str = Field(
+        default_factory=lambda: f"enrollment-classifier-{socket.gethostname()}", min_length=1,
+        description="unique per running process, stable across its restarts (default: "
+        "enrollment-classifier-<hostname>, i.e. the pod name)")
+    metrics_port: int = Field(9108, ge=0, le=65535, description="HTTP port for /metrics, "
+                              "/healthz, /readyz (0 picks a free port)")
+    metrics_address: str = Field("0.0.0.0", description="address the HTTP port binds to")
+    batch_size: int = Field(500, ge=1, le=100_000, description="messages per consume() batch")
+    batch_timeout_ms: int = Field(100, ge=1, le=60_000,
+                                  description="longest wait to fill a batch, in ms")
+    max_message_bytes: int = Field(2 * 1024 * 1024, ge=1024,
+                                   description="larger input messages are dead-lettered")
+    max_dead_letter_payload: int = Field(
+        512 * 1024, ge=0, description="dead letters keep at most this many original bytes")
+    pseudonymize_key: SecretStr | None = Field(
+        None, description="HMAC key: replace user/device ids and e-mails with keyed hashes")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    stats_interval_ms: int = Field(5000, ge=0, description="librdkafka statistics (consumer "
+                                   "lag) interval; 0 turns them off")
+    kafka_config: dict[str, SecretStr | str] = Field(
+        default_factory=dict, description="librdkafka properties passed to every client")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("kafka_config")
+    @classmethod
+    def _no_reserved(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if key in _RESERVED_RDKAFKA:
+                raise ValueError(f"{key} is set by the worker itself; use its own setting")
+        return value
+
+    def rdkafka(self) -> dict[str, str]:
+        """The pass-through librdkafka properties with secrets revealed (for clients only)."""
+        return {k: v.get_secret_value() if isinstance(v, SecretStr) else v
+                for k, v in self.kafka_config.items()}
+
+    def __str__(self) -> str:
+        shown = self.model_dump(exclude={"kafka_config", "pseudonymize_key"})
+        shown["kafka_config"] = {k: "**********" if isinstance(v, SecretStr) else v
+                                 for k, v in self.kafka_config.items()}
+        shown["pseudonymize_key"] = "**********" if self.pseudonymize_key else None
+        return " ".join(f"{k}={v}" for k, v in shown.items())
+
+    __repr__ = __str__
+
+
+def env_name(field: str) -> str:
+    return "KAFKA_BOOTSTRAP_SERVERS" if field == "bootstrap_servers" else ENV_PREFIX + field.upper()
+
+
+def is_secret(rdkafka_key: str) -> bool:
+    return any(word in rdkafka_key for word in _SECRET_WORDS)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per Settings field, help text from the field, env name in the help."""
+    for name, field in Settings.model_fields.items():
+        if name in ("kafka_config", "pseudonymize_key"):
+            continue
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                            metavar=name.split("_")[-1].upper(),
+                            help=f"{field.description or name} [env {env_name(name)}]")
+    parser.add_argument("--kafka-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="librdkafka property for all clients, repeatable [env "
+                        "RDKAFKA_<KEY>]; secrets only via environment or *_FILE")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the effective configuration (secrets masked) and exit")
+
+
+def load_settings(args: argparse.Namespace | None, environ: Mapping[str, str]) -> Settings:
+    """Merge defaults < environment < flags and validate. Raises ConfigError."""
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        if name == "kafka_config":
+            continue
+        env_value = _env(environ, env_name(name))
+        if env_value is not None:
+            values[name] = env_value
+        flag = getattr(args, name, None) if args is not None else None
+        if flag is not None:
+            values[name] = flag
+    values["kafka_config"] = _rdkafka_config(environ, getattr(args, "kafka_config", None) or [])
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            where = f"--{field.replace('_', '-')} / {env_name(field)}"
+            problems.append(f"  {field} ({where}): {err['msg']}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(problems)) from None
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    path = environ.get(name + "_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    value = environ.get(name)
+    return value if value else None
+
+
+def _rdkafka_config(environ: Mapping[str, str], flags: list[str]) -> dict[str, SecretStr | str]:
+    config: dict[str, SecretStr | str] = {}
+    for name in sorted(environ):
+        if not name.startswith(RDKAFKA_PREFIX):
+            continue
+        base = name.removesuffix("_FILE")
+        key = base[len(RDKAFKA_PREFIX):].lower().replace("_", ".")
+        value = _env(environ, base)
+        if key and value is not None:
+            config[key] = SecretStr(value) if is_secret(key) else value
+    for item in flags:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--kafka-config expects KEY=VALUE, got {item!r}")
+        if is_secret(key):
+            raise ConfigError(f"--kafka-config {key}=...: secrets are not accepted on the "
+                              f"command line; set {RDKAFKA_PREFIX}{key.upper().replace('.', '_')}"
+                              "_FILE (or the variable itself) instead")
+        config[key] = value
+    return config
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment; the only call site that touches os.environ."""
+    return os.environ
