@@ -45,7 +45,7 @@ class Hint:
     doc: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity hash: rows are unique, keys of caches
 class Detail:
     """A detail reason under one category, with the evidence that identifies it."""
 
@@ -348,12 +348,23 @@ NOT_APPLICABLE = ("Not Applicable", "NotApplicable", "不适用", "Nicht anwendb
 SUCCESS_RESULTS = ("Success", "Succeeded", "Successful", "OK")
 
 # Field names that carry each piece of evidence, in the order they are consulted.
-CATEGORY_FIELDS = ("failureCategory", "FailureCategory", "failure_category")
-REASON_FIELDS = ("failureReason", "FailureReason", "failure_reason", "errorCode", "ErrorCode",
-                 "error_code", "hresult", "HResult", "enrollmentFailureDetails", "failureDetails")
+CATEGORY_FIELDS: dict[str, tuple[str, ...]] = {
+    "graphEvent": ("failureCategory",),
+    "diagnosticLog": ("FailureCategory", "failureCategory"),
+    "flat": ("failureCategory", "FailureCategory", "failure_category"),
+}
+_ALL_REASON_FIELDS = ("failureReason", "FailureReason", "failure_reason", "errorCode", "ErrorCode",
+                      "error_code", "hresult", "HResult", "enrollmentFailureDetails",
+                      "failureDetails")
+REASON_FIELDS: dict[str, tuple[str, ...]] = {
+    "graphEvent": ("failureReason", "enrollmentFailureDetails"),
+    "diagnosticLog": ("FailureReason", "ErrorCode", "failureReason"),
+    "flat": _ALL_REASON_FIELDS,
+}
+RESULT_FIELDS = ("resultType", "Result", "ResultType")
 
-# Where each output field is read from, per input shape (first present wins). Log rows are
-# looked up in ``properties`` first and then at the row's top level.
+# Where each output field is read from, per input shape (first present key wins). For log
+# rows the keys are looked up in ``properties``, and LOG_ROW_FIELDS at the row's top level.
 _GRAPH_FIELDS: dict[str, tuple[str, ...]] = {
     "id": ("id",), "eventTime": ("eventDateTime",),
     "intuneDeviceId": ("managedDeviceIdentifier",), "entraDeviceId": ("deviceId",),
@@ -363,23 +374,26 @@ _GRAPH_FIELDS: dict[str, tuple[str, ...]] = {
     "correlationId": ("correlationId",),
 }
 _LOG_FIELDS: dict[str, tuple[str, ...]] = {
-    "id": ("MessageId",), "eventTime": ("EnrollmentTimeUTC", "time", "TimeGenerated"),
+    "id": ("MessageId",), "eventTime": ("EnrollmentTimeUTC",),
     "intuneDeviceId": ("IntuneDeviceId",), "entraDeviceId": ("AADDeviceId",),
     "operatingSystem": ("Os",), "osVersion": ("OsVersion",),
-    "userId": ("IntuneUserId", "UserId"), "userPrincipalName": ("UserPrincipalName", "UPN"),
-    "enrollmentType": ("EnrollmentType",), "tenantId": ("AADTenantId", "tenantId", "TenantId"),
-    "correlationId": ("CorrelationId", "ActivityId", "correlationId"),
+    "userId": ("IntuneUserId",), "userPrincipalName": ("UserPrincipalName",),
+    "enrollmentType": ("EnrollmentType",), "tenantId": ("AADTenantId",),
+    "correlationId": ("CorrelationId",),
+}
+LOG_ROW_FIELDS: dict[str, tuple[str, ...]] = {
+    "eventTime": ("time", "TimeGenerated"), "tenantId": ("tenantId", "TenantId"),
 }
 FIELD_SOURCES: dict[str, dict[str, tuple[str, ...]]] = {
     "graphEvent": _GRAPH_FIELDS,
     "diagnosticLog": _LOG_FIELDS,
     "flat": {k: tuple(dict.fromkeys((*_GRAPH_FIELDS[k], *_LOG_FIELDS[k], *extra)))
              for k, extra in {
-                 "id": ("eventId", "messageId"), "eventTime": ("timestamp",),
+                 "id": ("eventId", "messageId"), "eventTime": ("time", "timestamp"),
                  "intuneDeviceId": ("intuneDeviceId",), "entraDeviceId": ("aadDeviceId",),
-                 "operatingSystem": ("os", "OS"), "osVersion": (), "userId": (),
-                 "userPrincipalName": (), "enrollmentType": (), "tenantId": (),
-                 "correlationId": (),
+                 "operatingSystem": ("os", "OS"), "osVersion": (), "userId": ("UserId",),
+                 "userPrincipalName": ("UPN",), "enrollmentType": (),
+                 "tenantId": ("TenantId",), "correlationId": ("ActivityId",),
              }.items()},
 }
 
@@ -430,7 +444,7 @@ PHRASES: tuple[tuple[str, Detail], ...] = tuple(sorted(
     key=lambda item: -len(item[0])))
 CATEGORY_BY_FOLDED: dict[str, C] = {
     **{fold(c.name): c for c in C}, **{fold(k): v for k, v in CATEGORY_ALIASES.items()}}
-NO_CATEGORY_FOLDED = frozenset(fold(v) for v in NO_CATEGORY) | {""}
+NO_CATEGORY_FOLDED = frozenset(fold(v) for v in NO_CATEGORY)
 NOT_APPLICABLE_FOLDED = frozenset(fold(v) for v in NOT_APPLICABLE)
 SUCCESS_FOLDED = frozenset(fold(v) for v in SUCCESS_RESULTS)
 ENROLLMENT_TYPE_BY_FOLDED: dict[str, str] = {fold(t): t for t in ENROLLMENT_TYPES}

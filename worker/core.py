@@ -16,7 +16,6 @@ import base64
 import hashlib
 import hmac
 import re
-import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Literal
@@ -38,7 +37,6 @@ from worker.taxonomy import Evidence, FailureCategory
 CLASSIFIER_VERSION: Final = __version__
 SCHEMA_VERSION: Final = 1
 MAX_FIELD_CHARS: Final = 256
-MAX_RAW_REASON_CHARS: Final = 1024
 DEFAULT_MAX_DEAD_LETTER_PAYLOAD: Final = 512 * 1024
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
@@ -59,7 +57,7 @@ class CoreOptions:
     pseudonymize_key: bytes | None = None  # HMAC key; None leaves identifiers as they are
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ costs ~1 us per event
 class Classified:
     value: bytes  # the encoded ClassifiedEvent
     key: bytes | None  # device id (else event id): keeps one device's events in order
@@ -70,7 +68,7 @@ class Classified:
     enrollment_type_label: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ costs ~1 us per event
 class DeadLetter:
     value: bytes  # the encoded DeadLetterRecord
     error_class: ErrorClass | Literal["internal_error"]
@@ -78,7 +76,7 @@ class DeadLetter:
     index: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ costs ~1 us per event
 class Skipped:
     reason: Literal["success", "not_enrollment", "empty_batch"]
     index: int | None
@@ -107,13 +105,11 @@ def _outcome(item: RawRecord | Rejection, value: bytes | None, source: Source,
     if isinstance(item, Rejection):
         return _dead_letter(item, value, source, options)
     result = normalize_failure(item)
-    match result:
-        case Classification():
-            return _classified(item, result, value, source, options)
-        case Skip(reason=reason):
-            return Skipped(reason, item.index)
-        case Rejection():
-            return _dead_letter(result, value, source, options)
+    if isinstance(result, Classification):  # the common case first: this runs per event
+        return _classified(item, result, value, source, options)
+    if isinstance(result, Skip):
+        return Skipped(result.reason, item.index)
+    return _dead_letter(result, value, source, options)
 
 
 def _classified(record: RawRecord, c: Classification, value: bytes | None, source: Source,
@@ -125,34 +121,18 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
     enrollment_type, et_label = _enrollment_type(f["enrollmentType"])
     intune_device, entra_device = f["intuneDeviceId"], f["entraDeviceId"]
     user_id, upn = f["userId"], f["userPrincipalName"]
-    raw_reason = c.raw_reason[:MAX_RAW_REASON_CHARS] if c.raw_reason is not None else None
-    if key is not None:
+    if key is None:
+        head = _decision_json(c)
+    else:
         intune_device, entra_device, user_id, upn = (
             _pseudonym(key, v) for v in (intune_device, entra_device, user_id, upn))
-        raw_reason = _EMAIL.sub(lambda m: _pseudonym(key, m.group()) or "", raw_reason or "") \
-            if raw_reason else raw_reason
-    category, detail = c.category, c.detail
-    event = {
-        "schemaVersion": SCHEMA_VERSION,
+        raw_reason = c.raw_reason and _EMAIL.sub(
+            lambda m: _pseudonym(key, m.group()) or "", c.raw_reason)
+        head = _decision_json.__wrapped__(c, raw_reason)
+    rest = {
         "id": event_id,
         "idSource": id_source,
         "eventTime": f["eventTime"],
-        "failureCategory": category.name,
-        "failureCategoryCode": int(category),
-        "failureCategoryDescription": category.description,
-        "detailReason": detail.name if detail else None,
-        "detailReasonDescription": detail.description if detail else None,
-        "classification": {
-            "evidence": c.evidence.value,
-            "rule": c.rule,
-            "confidence": c.confidence.value,
-            "matched": c.matched,
-            "rawCategory": _raw_category(c.raw_category),
-            "rawReason": raw_reason,
-            "conflict": {"detailReason": c.conflict.name,
-                         "detailCategory": c.conflict.category.name} if c.conflict else None,
-            "classifierVersion": CLASSIFIER_VERSION,
-        },
         "device": {"intuneDeviceId": intune_device, "entraDeviceId": entra_device,
                    "operatingSystem": os_name, "osVersion": f["osVersion"]},
         "user": {"userId": user_id, "userPrincipalName": upn},
@@ -160,31 +140,74 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
                        "correlationId": f["correlationId"]},
         "source": {"shape": record.shape, "topic": source.topic, "partition": source.partition,
                    "offset": source.offset, "recordIndex": record.index},
-        "remediation": _remediation(category, detail),
     }
+    # The decision's half of the object is the same for every event with the same
+    # Classification, so it is encoded once and spliced in: head is '{...,' and rest '{...}'.
+    encoded = head + orjson.dumps(rest)[1:]
     partition_key = intune_device or entra_device or event_id
-    return Classified(orjson.dumps(event), partition_key.encode(), event_id, category,
-                      c.evidence, os_label, et_label)
+    return Classified(encoded, partition_key.encode(), event_id, c.category, c.evidence,
+                      os_label, et_label)
+
+
+_FIELD_PLAN = {shape: tuple(plan.items()) for shape, plan in catalog.FIELD_SOURCES.items()}
+_ROW_PLAN = tuple(catalog.LOG_ROW_FIELDS.items())
+
+
+def _classification_dict(c: Classification, raw_reason: str | None) -> dict[str, Any]:
+    return {
+        "evidence": str(c.evidence),
+        "rule": c.rule,
+        "confidence": str(c.confidence),
+        "matched": c.matched,
+        "rawCategory": _raw_category(c.raw_category),
+        "rawReason": raw_reason,
+        "conflict": {"detailReason": c.conflict.name,
+                     "detailCategory": c.conflict.category.name} if c.conflict else None,
+        "classifierVersion": CLASSIFIER_VERSION,
+    }
+
+
+@lru_cache(maxsize=4096)
+def _decision_json(c: Classification, raw_reason: str | None = None) -> bytes:
+    """The decision's fields of a ClassifiedEvent as an unterminated JSON object: '{...,'."""
+    category, detail = c.category, c.detail
+    name, code, text = _CATEGORY_FACTS[category]
+    head = orjson.dumps({
+        "schemaVersion": SCHEMA_VERSION,
+        "failureCategory": name,
+        "failureCategoryCode": code,
+        "failureCategoryDescription": text,
+        "detailReason": detail.name if detail else None,
+        "detailReasonDescription": detail.description if detail else None,
+        "classification": _classification_dict(c, raw_reason or c.raw_reason),
+        "remediation": _remediation(category, detail),
+    })
+    return head[:-1] + b","
 
 
 def _read_fields(record: RawRecord) -> dict[str, str | None]:
-    sources = catalog.FIELD_SOURCES[record.shape]
-    lookups = (record.fields,) if record.fields is record.row else (record.fields, record.row)
+    """Each output field from its first present source key; scalars only, bounded length."""
+    fields, row = record.fields, record.row
+    fget = fields.get
     out: dict[str, str | None] = {}
-    for name, keys in sources.items():
-        found: str | None = None
-        for mapping in lookups:
-            for k in keys:
-                v = mapping.get(k)
-                if isinstance(v, str) and v:
-                    found = v[:MAX_FIELD_CHARS]
-                elif isinstance(v, int | float) and not isinstance(v, bool):
-                    found = str(v)
-                if found is not None:
-                    break
-            if found is not None:
+    for name, keys in _FIELD_PLAN[record.shape]:
+        value: Any = None
+        for k in keys:
+            value = fget(k)
+            if value is not None:
                 break
-        out[name] = found
+        cls = value.__class__
+        if cls is str:
+            out[name] = value[:MAX_FIELD_CHARS] or None
+        elif cls is int or cls is float:
+            out[name] = str(value)
+        else:  # None, or a nested object/list: not a scalar we can show
+            out[name] = None
+    if row is not fields:  # a log row: some fields live beside "properties"
+        for name, keys in _ROW_PLAN:
+            if out[name] is None:
+                out[name] = next((v[:MAX_FIELD_CHARS] for k in keys
+                                  if (v := row.get(k)).__class__ is str and v), None)
     return out
 
 
@@ -210,6 +233,10 @@ def _enrollment_type(raw: str | None) -> tuple[str | None, str]:
         return None, "unknown"
     canonical = catalog.ENROLLMENT_TYPE_BY_FOLDED.get(fold(raw))
     return (canonical, canonical) if canonical else (raw, "other")
+
+
+# Enum attribute access is slow in CPython 3.11; these never change.
+_CATEGORY_FACTS = {c: (c.name, int(c), c.description) for c in FailureCategory}
 
 
 def _hint_json(hint: Hint, scope: str) -> dict[str, Any]:
@@ -241,7 +268,12 @@ def _derived_id(record: RawRecord, value: bytes | None) -> str:
     except (orjson.JSONEncodeError, TypeError):
         # Deeper than the encoder allows: fall back to the message bytes and the position.
         material = (value or b"") + b"\x00" + str(record.index).encode()
-    return str(uuid.UUID(bytes=hashlib.blake2b(material, digest_size=16).digest()))
+    return _uuid_text(hashlib.blake2b(material, digest_size=16).hexdigest())
+
+
+def _uuid_text(h: str) -> str:
+    """32 hex digits in the 8-4-4-4-12 form of a UUID (uuid.UUID is slow to construct)."""
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _pseudonym(key: bytes, value: str | None) -> str | None:
@@ -273,7 +305,7 @@ def _dead_letter(rejection: Rejection, value: bytes | None, source: Source, opti
     ident = f"{source.topic}/{source.partition}/{source.offset}/{rejection.index}/{digest}"
     record = {
         "schemaVersion": SCHEMA_VERSION,
-        "id": str(uuid.UUID(bytes=hashlib.blake2b(ident.encode(), digest_size=16).digest())),
+        "id": _uuid_text(hashlib.blake2b(ident.encode(), digest_size=16).hexdigest()),
         "errorClass": error_class or rejection.error_class,
         "errorMessage": rejection.message,
         "source": {"topic": source.topic, "partition": source.partition, "offset": source.offset,

@@ -44,18 +44,20 @@ Rule = Literal[
 # Evidence is searched in the first part of a reason only: a multi-megabyte string must
 # cost the same as a short one, and real codes and phrases appear early.
 MAX_REASON_SCAN: Final = 8192
+MAX_RAW_REASON_CHARS: Final = 1024  # the raw reason echoed in the output
+MAX_RAW_CATEGORY_CHARS: Final = 256
 _HRESULT = re.compile(
-    r"(?<![0-9a-z])(?:0x([0-9a-f]{8})|(8[0-9a-f]{7})|(-?[0-9]{9,10}))(?![0-9a-z])", re.IGNORECASE)
+    r"(?<![0-9a-z.])(?:0x([0-9a-f]{8})|(8[0-9a-f]{7})|(-?[0-9]{9,10}))(?![0-9a-z])", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity hash: instances come from a cache
 class DetailMatch:
     detail: Detail
     evidence: Evidence
     matched: str  # the code or text that matched, as written in canonical form
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity hash: decide() results are cached
 class Classification:
     category: FailureCategory
     detail: Detail | None
@@ -68,7 +70,7 @@ class Classification:
     conflict: Detail | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ costs ~1 us per event
 class Skip:
     reason: Literal["success", "not_enrollment"]
 
@@ -76,12 +78,16 @@ class Skip:
 def normalize_failure(record: RawRecord) -> Classification | Skip | Rejection:
     """Decide the category, detail reason and evidence for one record. Never raises."""
     fields = record.fields
-    raw_category = _first_present(fields, catalog.CATEGORY_FIELDS)
-    if isinstance(raw_category, bool) or (
-            raw_category is not None and not isinstance(raw_category, str | int | float)):
+    raw_category = _first_present(fields, catalog.CATEGORY_FIELDS[record.shape])
+    kind = raw_category.__class__
+    if kind is str:
+        state, category = _category_from_text(raw_category)
+        raw_category = raw_category[:MAX_RAW_CATEGORY_CHARS]
+    elif raw_category is None or kind is int or kind is float:  # bool is not int here
+        state, category = read_category(raw_category)
+    else:
         return Rejection("wrong_type", "failureCategory must be a string or an integer",
                          record.index, record.row)
-    state, category = read_category(raw_category)
 
     skip = _skip_reason(record, state)
     if skip is not None:
@@ -89,16 +95,17 @@ def normalize_failure(record: RawRecord) -> Classification | Skip | Rejection:
 
     raw_reason: str | None = None
     match: DetailMatch | None = None
-    for name in catalog.REASON_FIELDS:
+    for name in catalog.REASON_FIELDS[record.shape]:
         value = fields.get(name)
         if value is None or value == "":
             continue
-        if isinstance(value, bool) or not isinstance(value, str | int):
+        kind = value.__class__
+        if kind is not str and kind is not int:
             return Rejection("wrong_type", f"{name} must be a string or an integer",
                              record.index, record.row)
-        text = value if isinstance(value, str) else str(value)
+        text = value if kind is str else str(value)
         if raw_reason is None:
-            raw_reason = text
+            raw_reason = text[:MAX_RAW_REASON_CHARS]
         match = find_detail(text[:MAX_REASON_SCAN])
         if match is not None:
             break
@@ -107,6 +114,9 @@ def normalize_failure(record: RawRecord) -> Classification | Skip | Rejection:
     return decide(state, category, match, raw_category, raw_reason)
 
 
+# Real streams repeat a small set of (category, reason) pairs, so the decision is cached;
+# keys are bounded in size (raw values are truncated first), so hostile input cannot grow it.
+@lru_cache(maxsize=4096, typed=True)
 def decide(state: CategoryState, category: FailureCategory | None, match: DetailMatch | None,
            raw_category: Any, raw_reason: str | None) -> Classification:
     """Apply the precedence rule in the module docstring to the two signals."""
@@ -154,6 +164,8 @@ def _category_from_code(code: int) -> tuple[CategoryState, FailureCategory | Non
 
 @lru_cache(maxsize=1024)
 def _category_from_text(text: str) -> tuple[CategoryState, FailureCategory | None]:
+    if not text.strip():
+        return "absent", None
     key = fold(text[:200])
     found = catalog.CATEGORY_BY_FOLDED.get(key)
     if found is not None:
@@ -202,16 +214,30 @@ def _nested_detail(fields: dict[str, Any]) -> DetailMatch | None:
 
 def _skip_reason(record: RawRecord,
                  state: CategoryState) -> Literal["success", "not_enrollment"] | None:
+    if record.shape == "graphEvent":  # Graph only reports failed enrollments
+        return "success" if state == "notApplicable" else None
     row, fields = record.row, record.fields
-    operation = row.get("operationName", row.get("OperationName"))
-    if isinstance(operation, str) and "enrollment" not in fold(operation):
+    operation = row.get("operationName")
+    if operation is None:
+        operation = row.get("OperationName")
+    if operation.__class__ is str and not _is_enrollment_operation(operation):
         return "not_enrollment"
-    result = _first_present(row, ("resultType", "Result", "ResultType"))
+    result = _first_present(row, catalog.RESULT_FIELDS)
     if result is None and fields is not row:
-        result = _first_present(fields, ("resultType", "Result", "ResultType"))
-    if isinstance(result, str):
-        return "success" if fold(result) in catalog.SUCCESS_FOLDED else None
+        result = _first_present(fields, catalog.RESULT_FIELDS)
+    if result.__class__ is str:
+        return "success" if _is_success(result) else None
     return "success" if state == "notApplicable" else None
+
+
+@lru_cache(maxsize=256)
+def _is_enrollment_operation(operation: str) -> bool:
+    return "enrollment" in fold(operation[:200])
+
+
+@lru_cache(maxsize=256)
+def _is_success(result: str) -> bool:
+    return fold(result[:200]) in catalog.SUCCESS_FOLDED
 
 
 def _first_present(mapping: dict[str, Any], names: tuple[str, ...]) -> Any:

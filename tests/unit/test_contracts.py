@@ -1,0 +1,81 @@
+"""Schemas on disk match the models; the public surface and the core's purity are pinned."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import orjson
+
+import worker
+from tests.helpers import SCHEMAS, check_outcome
+from worker.core import Source, classify_message
+from worker.models import json_schemas
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_checked_in_schemas_match_the_models(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "worker", "schema", "--check", "--dir",
+                           str(SCHEMAS)], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stderr
+    # And the check really detects drift.
+    stale = tmp_path / "schemas"
+    stale.mkdir()
+    for p in SCHEMAS.glob("*.json"):
+        (stale / p.name).write_bytes(p.read_bytes())
+    (stale / "dead-letter.schema.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "worker", "schema", "--check", "--dir",
+                           str(stale)], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 1 and "dead-letter.schema.json" in proc.stderr
+
+
+def test_schemas_are_draft_2020_12_and_their_examples_validate() -> None:
+    for name, schema in json_schemas().items():
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        jsonschema.Draft202012Validator.check_schema(schema)
+        assert schema["examples"], name
+        for example in schema["examples"]:
+            jsonschema.Draft202012Validator(schema).validate(example)
+
+
+def test_output_schema_rejects_a_broken_event() -> None:
+    (o,) = classify_message(orjson.dumps({"failureCategory": 1}), Source("t"))
+    doc = check_outcome(o)
+    assert doc is not None
+    schema = json_schemas()["classified-event"]
+    bad = {**doc, "failureCategory": "authentification"}
+    assert not jsonschema.Draft202012Validator(schema).is_valid(bad)
+    assert not jsonschema.Draft202012Validator(schema).is_valid({**doc, "remediation": []})
+
+
+def test_public_surface_is_pinned() -> None:
+    assert sorted(worker.__all__) == ["FailureCategory", "__version__", "classify_message"]
+
+
+PURE = ("taxonomy", "catalog", "decode", "normalize", "core", "models", "examples")
+# The functional core may use the standard library's pure modules, orjson and pydantic only.
+ALLOWED = {"__future__", "base64", "hashlib", "hmac", "re", "uuid", "dataclasses", "functools",
+           "typing", "enum", "orjson", "pydantic"}
+
+
+def test_core_modules_import_no_kafka_prometheus_or_io() -> None:
+    import ast
+
+    for name in PURE:
+        tree = ast.parse((ROOT / "worker" / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            for module in modules:
+                top, _, sub = module.partition(".")
+                if top == "worker":
+                    assert not sub or sub in PURE, f"{name} imports {module}"
+                else:
+                    assert top in ALLOWED, f"{name} imports {module}"
