@@ -1,0 +1,146 @@
+"""Kafka clients for the worker, and the one place Kafka errors are classified.
+
+``error_kind`` turns a librdkafka error into what the caller should do, following
+confluent-kafka's documented rule for transactional producers: *retriable* (call the same
+operation again), *abortable* (``txn_requires_abort``: abort the transaction and rewind the
+consumer), and *fatal* (anything else: the client is unusable, exit and let the platform
+restart us). No other module inspects error codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any, Literal
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+
+from worker import __version__
+from worker.settings import Settings
+
+ErrorKind = Literal["retriable", "abortable", "fatal"]
+
+# Consumer errors that only say "not right now": the client recovers by itself.
+_TRANSIENT_CONSUMER_CODES = frozenset({
+    KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
+    KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,
+    KafkaError._UNKNOWN_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.REQUEST_TIMED_OUT, KafkaError._RESOLVE,
+    KafkaError._MAX_POLL_EXCEEDED, KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+})
+# Errors that mean the credentials or certificates are wrong: retrying will not help.
+AUTH_CODES = frozenset({
+    KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED, KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    KafkaError._SSL,
+})
+
+
+def error_kind(err: KafkaError) -> ErrorKind:
+    """What to do about an error from a transactional or producer operation."""
+    if err.fatal():
+        return "fatal"
+    if err.txn_requires_abort():
+        return "abortable"
+    if err.retriable():
+        return "retriable"
+    return "fatal"  # confluent-kafka's rule: neither retriable nor abortable means fatal
+
+
+def consumer_error_kind(err: KafkaError) -> ErrorKind:
+    """What to do about an error delivered in place of a message, or to error_cb."""
+    if err.fatal() or err.code() in AUTH_CODES:
+        return "fatal"
+    if err.code() in _TRANSIENT_CONSUMER_CODES or err.retriable():
+        return "retriable"
+    return "retriable"  # a consumer keeps reconnecting on its own; log it and go on
+
+
+def kafka_error(exc: BaseException) -> KafkaError | None:
+    """The KafkaError inside a KafkaException, if it is one."""
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0]
+    return None
+
+
+def _split(config: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Pass-through properties for both clients, consumer only ("consumer." prefix), producer."""
+    common, consumer, producer = {}, {}, {}
+    for key, value in config.items():
+        if key.startswith("consumer."):
+            consumer[key.removeprefix("consumer.")] = value
+        elif key.startswith("producer."):
+            producer[key.removeprefix("producer.")] = value
+        else:
+            common[key] = value
+    return common, consumer, producer
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    common, only, _ = _split(settings.rdkafka())
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": settings.group_id,
+        "client.id": f"enrollment-classifier-{socket.gethostname()}",
+        # Offsets travel inside the transaction (exactly-once) or are committed after
+        # delivery is confirmed (at-least-once); never on a timer.
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        # Cheap rebalances: members keep their partitions while others join or leave.
+        "partition.assignment.strategy": "cooperative-sticky",
+        # librdkafka prefetches up to 64 MiB per consumer by default; 16 MiB keeps memory flat
+        # under a backlog without starving the batches.
+        "queued.max.messages.kbytes": 16384,
+        "statistics.interval.ms": settings.stats_interval_ms,
+        **common,
+        **only,
+        # Set last so pass-through cannot undo them.
+        "isolation.level": "read_committed",
+    }
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    common, _, only = _split(settings.rdkafka())
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": f"enrollment-classifier-{socket.gethostname()}",
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        # The default 1 GiB queue would let a stalled broker eat the pod's memory.
+        "queue.buffering.max.kbytes": 65536,
+        **common,
+        **only,
+    }
+    if settings.guarantee == "exactly-once":
+        config["transactional.id"] = settings.transactional_id
+    return config
+
+
+def create_clients(settings: Settings, *, on_stats: Callable[[str], None],
+                   on_error: Callable[[KafkaError], None]) -> tuple[Consumer, Producer]:
+    """Build both clients. Raises KafkaException on invalid configuration."""
+    # librdkafka's own log lines go through Python logging, so they come out as JSON too.
+    consumer = Consumer({**consumer_config(settings), "stats_cb": on_stats, "error_cb": on_error,
+                         "logger": logging.getLogger("librdkafka.consumer")})
+    producer = Producer({**producer_config(settings), "error_cb": on_error,
+                         "logger": logging.getLogger("librdkafka.producer")})
+    return consumer, producer
+
+
+Headers = list[tuple[str, str | bytes | None]]
+
+
+def provenance_headers(topic: str, partition: int, offset: int, index: int | None) -> Headers:
+    """Where an output came from, so any record can be traced to its input message."""
+    headers: Headers = [
+        ("x-source-topic", topic.encode()), ("x-source-partition", b"%d" % partition),
+        ("x-source-offset", b"%d" % offset), ("x-classifier-version", __version__.encode())]
+    if index is not None:
+        headers.append(("x-record-index", b"%d" % index))
+    return headers

@@ -1,0 +1,287 @@
+"""The stream worker: consume a batch, classify, produce, commit; repeat until told to stop.
+
+The loop is a thin shell around :func:`worker.core.classify_message`. Commit policy and
+offset handling live in :mod:`worker.commit`, error classification in
+:mod:`worker.clients`, metrics in :mod:`worker.metrics`, probes in :mod:`worker.probes`.
+
+Shutdown (SIGTERM/SIGINT): stop consuming, commit (or abort) the open window, close the
+consumer so the group rebalances at once, flush the producer, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Final, cast
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from worker import logs, probes
+from worker.clients import (
+    AUTH_CODES,
+    Headers,
+    consumer_error_kind,
+    create_clients,
+    provenance_headers,
+)
+from worker.commit import (
+    CommitPolicy,
+    Committer,
+    FatalKafkaError,
+    WindowAborted,
+    make_committer,
+)
+from worker.core import Classified, CoreOptions, DeadLetter, Source, classify_message
+from worker.metrics import WorkerMetrics, brokers_up
+from worker.settings import ConfigError, Settings, environment, load_settings
+
+log = logging.getLogger("worker")
+EXIT_OK, EXIT_USAGE, EXIT_FATAL = 0, 2, 3
+_JSON: Final[Headers] = [("content-type", b"application/json")]
+_NO_TRANSACTIONS = frozenset({KafkaError.UNSUPPORTED_VERSION, KafkaError._UNSUPPORTED_FEATURE,
+                              KafkaError.INVALID_REQUEST})
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Entry point of ``python -m worker run``: settings, logging, signals, then run()."""
+    try:
+        settings = load_settings(args, environment())
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if getattr(args, "print_config", False):
+        print(settings)
+        return EXIT_OK
+    logs.setup(settings.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stop.set())
+    return run(settings, stop, CollectorRegistry())
+
+
+def run(settings: Settings, stop: threading.Event, registry: CollectorRegistry,
+        clock: Callable[[], float] = time.monotonic) -> int:
+    """Run until ``stop`` is set. Returns an exit code; raises nothing for Kafka trouble."""
+    health = probes.Health(clock)
+    metrics = WorkerMetrics(registry)
+    try:
+        server, _ = probes.serve(settings.metrics_address, settings.metrics_port, registry, health)
+    except OSError as exc:
+        log.error("cannot open the metrics port", extra={
+            "address": settings.metrics_address, "port": settings.metrics_port, "error": str(exc)})
+        return EXIT_FATAL
+    log.info("worker starting", extra={"settings": str(settings),
+                                       "metrics_port": server.server_port})
+    try:
+        worker = StreamWorker(settings, metrics, health, clock)
+    except KafkaException as exc:
+        log.error("invalid Kafka client configuration", extra={"error": str(exc.args[0])})
+        server.shutdown()
+        return EXIT_USAGE
+    try:
+        return worker.run(stop)
+    finally:
+        server.shutdown()
+
+
+class StreamWorker:
+    def __init__(self, settings: Settings, metrics: WorkerMetrics, health: probes.Health,
+                 clock: Callable[[], float]) -> None:
+        self.settings, self.metrics, self.health, self.clock = settings, metrics, health, clock
+        self.options = CoreOptions(
+            max_message_bytes=settings.max_message_bytes,
+            max_dead_letter_payload=settings.max_dead_letter_payload,
+            pseudonymize_key=(settings.pseudonymize_key.get_secret_value().encode()
+                              if settings.pseudonymize_key else None))
+        self.fatal: KafkaError | None = None
+        self.consumer, self.producer = create_clients(settings, on_stats=self._on_stats,
+                                                      on_error=self._on_error)
+        self.committer: Committer = make_committer(settings.guarantee, self.consumer,
+                                                   self.producer, clock=clock)
+        self.policy = CommitPolicy(max_interval_s=settings.batch_timeout_ms / 1000)
+        self.assigned: set[tuple[str, int]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+    def run(self, stop: threading.Event) -> int:
+        try:
+            if not self._start(stop):
+                return self._close(EXIT_OK)
+            self.consumer.subscribe([self.settings.input_topic], on_assign=self._on_assign,
+                                    on_revoke=self._on_revoke, on_lost=self._on_lost)
+            while not stop.is_set():
+                self._turn()
+                if self.fatal is not None:
+                    raise FatalKafkaError(str(self.fatal))
+        except FatalKafkaError as exc:
+            log.error("fatal Kafka error; exiting so the platform restarts the worker",
+                      extra={"error": str(exc), "hint": _hint(exc)})
+            self.metrics.kafka_errors.labels("fatal").inc()
+            return self._close(EXIT_FATAL, commit=False)
+        return self._close(EXIT_OK)
+
+    def _start(self, stop: threading.Event) -> bool:
+        """Initialise transactions, retrying with back-off while the broker is away."""
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                self.committer.start()
+                self.health.started = True
+                log.info("Kafka clients ready", extra={"guarantee": self.settings.guarantee})
+                return True
+            except WindowAborted as exc:
+                self.health.beat()
+                log.warning("Kafka not reachable yet; retrying",
+                            extra={"error": str(exc), "retry_in_s": delay})
+                stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+            if self.fatal is not None:
+                raise FatalKafkaError(str(self.fatal))
+        return False
+
+    def _close(self, code: int, *, commit: bool = True) -> int:
+        self.health.stopping = True
+        self.metrics.ready.set(0)
+        if commit:
+            self._commit()
+        try:
+            self.consumer.close()  # leaves the group now instead of after the session timeout
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("consumer close failed", extra={"error": str(exc)})
+        self.producer.flush(10)
+        log.info("worker stopped", extra={"exit_code": code})
+        return code
+
+    # ------------------------------------------------------------------ one turn of the loop
+    def _turn(self) -> None:
+        messages = self.consumer.consume(self.settings.batch_size,
+                                         self.settings.batch_timeout_ms / 1000)
+        now = self.clock()
+        self.health.beat()
+        self.metrics.last_progress.set(time.time())
+        if messages:
+            self.metrics.batch_size.observe(len(messages))
+            try:
+                for message in messages:
+                    self._process(message, now)
+            except WindowAborted as exc:
+                self._aborted(exc)
+                self.committer.abort()
+        if self.policy.due(self.clock(), self.committer.window.opened_at,
+                           self.committer.window.tally.messages):
+            self._commit()
+        self.metrics.ready.set(1 if self.health.ready() else 0)
+
+    def _process(self, message: Message, now: float) -> None:
+        err = message.error()
+        if err is not None:
+            self._on_error(err)
+            return
+        self.health.broker_reachable = True
+        # A message without an error always has its coordinates.
+        topic, partition, offset = (cast(str, message.topic()), cast(int, message.partition()),
+                                    cast(int, message.offset()))
+        outcomes = classify_message(message.value(), Source(topic, partition, offset),
+                                    self.options)
+        window = self.committer.window
+        for outcome in outcomes:
+            if isinstance(outcome, Classified):
+                self.committer.produce(
+                    self.settings.output_topic, outcome.value, outcome.key,
+                    provenance_headers(topic, partition, offset, None) + _JSON)
+            elif isinstance(outcome, DeadLetter):
+                headers = [*(message.headers() or []),
+                           *provenance_headers(topic, partition, offset, outcome.index),
+                           ("x-error-class", outcome.error_class.encode()), *_JSON]
+                self.committer.produce(self.settings.dead_letter_topic, outcome.value,
+                                       message.key(), headers)
+            window.tally.add(outcome)
+        window.track(topic, partition, offset, now)
+
+    def _commit(self) -> None:
+        opened = self.committer.window.opened_at
+        try:
+            tally = self.committer.commit()
+        except WindowAborted as exc:
+            self._aborted(exc)
+            return
+        if tally is not None:
+            self.metrics.record(tally)
+            self.metrics.transactions.labels("committed").inc()
+            if opened is not None:
+                self.metrics.batch_duration.observe(self.clock() - opened)
+            self.health.broker_reachable = True
+
+    def _aborted(self, exc: Exception) -> None:
+        self.metrics.transactions.labels("aborted").inc()
+        self.metrics.kafka_errors.labels("abortable").inc()
+        log.warning("commit window aborted; its input will be read again",
+                    extra={"error": str(exc)})
+
+    # ------------------------------------------------------------------ client callbacks
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned |= {(p.topic, p.partition) for p in partitions}
+        self.health.joined, self.health.broker_reachable = True, True
+        self.health.assigned = len(self.assigned)
+        log.info("partitions assigned", extra={"partitions": _names(partitions)})
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            tally = self.committer.on_revoke(partitions)
+            if tally is not None:
+                self.metrics.record(tally)
+                self.metrics.transactions.labels("committed").inc()
+        except WindowAborted as exc:
+            self._aborted(exc)
+        self.assigned -= {(p.topic, p.partition) for p in partitions}
+        self.health.assigned = len(self.assigned)
+        log.info("partitions revoked", extra={"partitions": _names(partitions)})
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.committer.on_lost(partitions)
+        self.metrics.transactions.labels("aborted").inc()
+        self.assigned -= {(p.topic, p.partition) for p in partitions}
+        self.health.assigned = len(self.assigned)
+        log.warning("partitions lost; their open window was aborted",
+                    extra={"partitions": _names(partitions)})
+
+    def _on_stats(self, stats_json: str) -> None:
+        self.metrics.lag.update(stats_json)
+        up = brokers_up(stats_json)
+        if up is not None:
+            self.health.broker_reachable = up
+
+    def _on_error(self, err: KafkaError) -> None:
+        kind = consumer_error_kind(err)
+        self.metrics.kafka_errors.labels(kind).inc()
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self.health.broker_reachable = False
+        if kind == "fatal" and self.fatal is None:
+            self.fatal = err
+        log.warning("Kafka client error", extra={"error": str(err), "kind": kind})
+
+
+def _names(partitions: list[TopicPartition]) -> list[str]:
+    return [f"{p.topic}[{p.partition}]" for p in partitions]
+
+
+def _hint(exc: Exception) -> str:
+    """One sentence telling the operator what to change, for the common fatal errors."""
+    cause = exc.__cause__
+    err = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
+    code = err.code() if isinstance(err, KafkaError) else None
+    text = str(exc).lower()
+    if code in _NO_TRANSACTIONS or ("transaction" in text and "not supported" in text):
+        return ("the cluster does not support Kafka transactions (Azure Event Hubs Standard "
+                "does not); set CLASSIFIER_GUARANTEE=at-least-once")
+    if code in AUTH_CODES or "authentic" in text or "ssl" in text:
+        return "check the SASL credentials or TLS certificates (RDKAFKA_* settings)"
+    if "fenced" in text:
+        return ("another process uses the same transactional id; give each replica its own "
+                "CLASSIFIER_TRANSACTIONAL_ID")
+    return "the worker exits so that it can be restarted cleanly"

@@ -1,0 +1,169 @@
+"""Every Prometheus metric the worker exports, declared on a registry passed in.
+
+Counters that describe published events move only after the batch that produced them has
+committed (see :class:`Tally`), so ``enrollment_failures_total`` equals what consumers of
+the output topic can read. Label values come from closed sets, pre-created at zero so rates
+exist before the first event, and hostile input cannot create new series: an unknown OS or
+enrollment type is counted as ``other``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+import orjson
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import Counter as PromCounter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from worker import __version__, catalog
+from worker.core import CLASSIFIER_VERSION, Classified, DeadLetter, Outcome, Skipped
+from worker.decode import ERROR_CLASSES
+from worker.taxonomy import Evidence, FailureCategory
+
+OUTCOMES: Final = ("classified", "dead_lettered", "skipped_success", "skipped_other")
+OS_LABELS: Final = (*sorted(set(catalog.OPERATING_SYSTEMS.values())), "other", "unknown")
+ENROLLMENT_TYPE_LABELS: Final = (*catalog.ENROLLMENT_TYPES, "other")
+ERROR_CLASS_LABELS: Final = (*ERROR_CLASSES, "internal_error")
+KAFKA_ERROR_KINDS: Final = ("retriable", "abortable", "fatal")
+
+
+@dataclass(slots=True)
+class Tally:
+    """What one commit window produced; applied to the counters only once it commits."""
+
+    messages: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    evidence: Counter[str] = field(default_factory=Counter)
+
+    def add(self, outcome: Outcome) -> None:
+        match outcome:
+            case Classified():
+                self.outcomes["classified"] += 1
+                self.failures[(outcome.category.name, outcome.os_label,
+                               outcome.enrollment_type_label)] += 1
+                self.evidence[outcome.evidence.value] += 1
+            case DeadLetter():
+                self.outcomes["dead_lettered"] += 1
+                self.dead_letters[outcome.error_class] += 1
+            case Skipped():
+                self.outcomes["skipped_success" if outcome.reason == "success"
+                              else "skipped_other"] += 1
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.failures = PromCounter(
+            "enrollment_failures", "Enrollment failures published, by Graph failure category.",
+            ["failure_category", "os", "enrollment_type"], registry=registry)
+        self.events = PromCounter(
+            "enrollment_events", "Records read from input messages, by outcome.", ["outcome"],
+            registry=registry)
+        self.dead_letters = PromCounter(
+            "enrollment_dead_letters", "Dead-letter records published, by error class.",
+            ["error_class"], registry=registry)
+        self.classifications = PromCounter(
+            "enrollment_classifications", "Classified events by the evidence that decided them.",
+            ["evidence"], registry=registry)
+        self.input_messages = PromCounter(
+            "enrollment_input_messages", "Kafka messages consumed and committed.",
+            registry=registry)
+        self.batch_duration = Histogram(
+            "enrollment_batch_duration_seconds", "Time from consuming a batch to its commit.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=registry)
+        self.batch_size = Histogram(
+            "enrollment_batch_size", "Kafka messages per consumed batch.",
+            buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 5000), registry=registry)
+        self.transactions = PromCounter(
+            "enrollment_transactions", "Commit windows ended, by result.", ["result"],
+            registry=registry)
+        self.kafka_errors = PromCounter(
+            "enrollment_kafka_errors", "Kafka client errors, by what the worker does about them.",
+            ["kind"], registry=registry)
+        self.ready = Gauge("enrollment_worker_ready", "1 when the worker is ready.",
+                           registry=registry)
+        self.last_progress = Gauge(
+            "enrollment_last_progress_timestamp_seconds",
+            "Unix time the consume loop last made progress.", registry=registry)
+        self.build_info = Gauge("enrollment_worker_build_info", "Always 1; labels say what runs.",
+                                ["version", "classifier_version"], registry=registry)
+        self.lag = ConsumerLagCollector()
+        registry.register(self.lag)
+        self._precreate()
+
+    def _precreate(self) -> None:
+        for category in FailureCategory:
+            self.failures.labels(category.name, "unknown", "unknown")
+        for outcome in OUTCOMES:
+            self.events.labels(outcome)
+        for error_class in ERROR_CLASS_LABELS:
+            self.dead_letters.labels(error_class)
+        for evidence in Evidence:
+            self.classifications.labels(evidence.value)
+        for result in ("committed", "aborted"):
+            self.transactions.labels(result)
+        for kind in KAFKA_ERROR_KINDS:
+            self.kafka_errors.labels(kind)
+        self.build_info.labels(__version__, CLASSIFIER_VERSION).set(1)
+
+    def record(self, tally: Tally) -> None:
+        """Apply a committed window's counts."""
+        self.input_messages.inc(tally.messages)
+        for outcome, n in tally.outcomes.items():
+            self.events.labels(outcome).inc(n)
+        for (category, os_label, et_label), n in tally.failures.items():
+            self.failures.labels(category, _closed(os_label, OS_LABELS),
+                                 _closed(et_label, ENROLLMENT_TYPE_LABELS)).inc(n)
+        for error_class, n in tally.dead_letters.items():
+            self.dead_letters.labels(_closed(error_class, ERROR_CLASS_LABELS)).inc(n)
+        for evidence, n in tally.evidence.items():
+            self.classifications.labels(evidence).inc(n)
+
+
+def _closed(value: str, allowed: tuple[str, ...]) -> str:
+    # The core already maps unknown values to "other"; this guard keeps that a promise.
+    return value if value in allowed else "other"
+
+
+class ConsumerLagCollector(Collector):
+    """Consumer lag per assigned partition, from the last librdkafka statistics report."""
+
+    def __init__(self) -> None:
+        self._lag: dict[tuple[str, str], int] = {}
+
+    def update(self, stats_json: str) -> None:
+        try:
+            stats = orjson.loads(stats_json)
+        except orjson.JSONDecodeError:
+            return
+        lag: dict[tuple[str, str], int] = {}
+        for topic, info in (stats.get("topics") or {}).items():
+            for partition, p in (info.get("partitions") or {}).items():
+                value = p.get("consumer_lag", -1)
+                # Partition -1 is librdkafka's internal one; -1 lag means "not known yet".
+                if partition != "-1" and isinstance(value, int) and value >= 0:
+                    lag[(topic, partition)] = value
+        self._lag = lag
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("enrollment_consumer_lag_messages",
+                                   "Messages behind the end of each assigned partition.",
+                                   labels=["topic", "partition"])
+        for (topic, partition), value in sorted(self._lag.items()):
+            family.add_metric([topic, partition], value)
+        yield family
+
+
+def brokers_up(stats_json: str) -> bool | None:
+    """Whether librdkafka reports any broker connection UP; None if the report is unusable."""
+    try:
+        brokers = orjson.loads(stats_json).get("brokers") or {}
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in brokers.values())

@@ -1,0 +1,94 @@
+"""The worker's one HTTP port: ``/metrics``, ``/healthz`` (liveness), ``/readyz`` (readiness).
+
+Liveness means the consume loop is turning: a restart fixes a stuck loop, not a broker
+outage, so an unreachable broker does not fail it. Readiness means the worker can do its
+job: Kafka clients initialised, the group joined (an assignment received, possibly empty)
+and a broker reachable. Both answer while the broker is down. Nothing else is served.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import orjson
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+@dataclass(slots=True)
+class Health:
+    """Loop state read by the probes. Written by the loop thread only."""
+
+    clock: Callable[[], float]
+    liveness_timeout_s: float = 120.0
+    started: bool = False  # clients created and (exactly-once) transactions initialised
+    joined: bool = False  # the group gave us an assignment, possibly empty
+    broker_reachable: bool = False
+    assigned: int = 0
+    last_progress: float | None = None
+    stopping: bool = False
+
+    def beat(self) -> None:
+        self.last_progress = self.clock()
+
+    def live(self) -> bool:
+        if self.last_progress is None:
+            return True  # still starting: the startup probe covers this phase
+        return self.clock() - self.last_progress < self.liveness_timeout_s
+
+    def ready(self) -> bool:
+        return (self.started and self.joined and self.broker_reachable and not self.stopping
+                and self.live())
+
+    def status(self) -> dict[str, Any]:
+        age = None if self.last_progress is None else round(self.clock() - self.last_progress, 3)
+        return {"live": self.live(), "ready": self.ready(), "started": self.started,
+                "joined": self.joined, "brokerReachable": self.broker_reachable,
+                "assignedPartitions": self.assigned, "secondsSinceProgress": age,
+                "stopping": self.stopping}
+
+
+def make_app(registry: CollectorRegistry, health: Health) -> Callable[..., Iterable[bytes]]:
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        if path in ("/healthz", "/readyz"):
+            ok = health.live() if path == "/healthz" else health.ready()
+            body = orjson.dumps(health.status())
+            start_response("200 OK" if ok else "503 Service Unavailable",
+                           [("Content-Type", "application/json"),
+                            ("Content-Length", str(len(body)))])
+            return [body]
+        body = b"not found: this port serves /metrics, /healthz and /readyz\n"
+        start_response("404 Not Found", [("Content-Type", "text/plain"),
+                                          ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # probes hit this every few seconds; access logs would drown the useful ones
+
+
+def serve(address: str, port: int, registry: CollectorRegistry,
+          health: Health) -> tuple[WSGIServer, threading.Thread]:
+    """Start the HTTP server on a daemon thread. Raises OSError if the port is taken."""
+    server = make_server(address, port, make_app(registry, health), _Server, _QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="probes", daemon=True)
+    thread.start()
+    return server, thread
