@@ -58,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
                          "the results. Every flag has an environment variable; see README.")
     add_run_arguments(run)
     run.set_defaults(handler=_run)
+
+    demo = sub.add_parser("demo", help="local broker + sample stream + worker, with live counts",
+                          description="Start a local Kafka broker (or use "
+                          "KAFKA_BOOTSTRAP_SERVERS), stream realistic sample events into it "
+                          "and run the worker on them, printing per-category counts.")
+    from worker.demo import add_arguments
+    add_arguments(demo)
+    demo.set_defaults(handler=_demo)
     return parser
 
 
@@ -129,6 +137,12 @@ def _schema(args: argparse.Namespace) -> int:
         (directory / n).write_bytes(content)
     print(f"wrote {len(wanted)} schemas to {directory}", file=sys.stderr)
     return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from worker.demo import main as demo_main
+
+    return demo_main(args)
 
 
 def _run(args: argparse.Namespace) -> int:

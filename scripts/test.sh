@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# README command 2: the whole test suite, from a fresh clone on a fresh machine.
+# Installs what it needs (venv, promtool/kubectl/validators, Kafka's jars), then runs lint,
+# type checks, the schema check and pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+EXTRAS=deploy bash scripts/bootstrap.sh
+bash scripts/install-deploy-tools.sh .venv
+echo "==> Kafka jars for the local test broker"
+.venv/bin/python -m worker.devbroker --fetch-only
+echo "==> ruff"
+.venv/bin/ruff check .
+echo "==> mypy"
+.venv/bin/mypy
+echo "==> JSON Schemas up to date"
+.venv/bin/python -m worker schema --check
+echo "==> pytest"
+set +e
+.venv/bin/pytest "$@"
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then
+  echo "error: pytest collected no tests; that is a failure here" >&2
+  exit 1
+fi
+echo "==> finished in $(( $(date +%s) - start ))s with pytest exit code $code"
+exit "$code"

@@ -1,0 +1,202 @@
+"""Pure parts of the shell, tested without a broker: commit policy, window bookkeeping,
+error classification, metrics tallies and collectors, health and the probe router."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import KafkaError
+from prometheus_client import CollectorRegistry
+
+from worker.clients import consumer_config, consumer_error_kind, error_kind, producer_config
+from worker.commit import CommitPolicy, Window
+from worker.core import Source, classify_message
+from worker.logs import JsonFormatter
+from worker.metrics import ConsumerLagCollector, Tally, WorkerMetrics, brokers_up
+from worker.probes import Health, make_app
+from worker.settings import Settings
+from worker.taxonomy import FailureCategory
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_commit_policy_closes_on_time_or_size() -> None:
+    policy = CommitPolicy(max_interval_s=0.1, max_messages=3)
+    assert not policy.due(5.0, None, 0)
+    assert not policy.due(5.05, 5.0, 2)
+    assert policy.due(5.2, 5.0, 2)
+    assert policy.due(5.01, 5.0, 3)
+
+
+def test_window_tracks_rewind_points_and_next_offsets() -> None:
+    w = Window()
+    for offset in (7, 8, 9):
+        w.track("t", 0, offset, now=1.0)
+    w.track("t", 1, 3, now=2.0)
+    assert w.first == {("t", 0): 7, ("t", 1): 3}
+    assert [(tp.partition, tp.offset) for tp in w.offsets()] == [(0, 10), (1, 4)]
+    assert w.opened_at == 1.0 and w.tally.messages == 4
+
+
+@pytest.mark.parametrize(("err", "kind"), [
+    (KafkaError(KafkaError._TIMED_OUT, retriable=True), "retriable"),
+    (KafkaError(KafkaError._STATE, txn_requires_abort=True), "abortable"),
+    (KafkaError(KafkaError._FENCED, fatal=True), "fatal"),
+    (KafkaError(KafkaError.INVALID_CONFIG), "fatal"),
+])
+def test_error_kind_follows_the_confluent_rule(err: KafkaError, kind: str) -> None:
+    assert error_kind(err) == kind
+
+
+def test_consumer_errors_are_transient_unless_fatal_or_auth() -> None:
+    assert consumer_error_kind(KafkaError(KafkaError._ALL_BROKERS_DOWN)) == "retriable"
+    assert consumer_error_kind(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)) == "retriable"
+    assert consumer_error_kind(KafkaError(KafkaError._AUTHENTICATION)) == "fatal"
+    assert consumer_error_kind(KafkaError(KafkaError._FATAL, fatal=True)) == "fatal"
+
+
+def test_client_configs_keep_the_worker_guarantees() -> None:
+    s = Settings(kafka_config={"linger.ms": "50",
+                               "consumer.fetch.max.bytes": "1000",
+                               "producer.batch.size": "2000"})
+    c, p = consumer_config(s), producer_config(s)
+    assert c["isolation.level"] == "read_committed"
+    assert c["enable.auto.commit"] is False
+    assert c["partition.assignment.strategy"] == "cooperative-sticky"
+    assert c["fetch.max.bytes"] == "1000" and "batch.size" not in c
+    assert p["batch.size"] == "2000" and "fetch.max.bytes" not in p
+    assert p["linger.ms"] == "50" and p["enable.idempotence"] is True
+    assert p["transactional.id"] == s.transactional_id
+    assert "transactional.id" not in producer_config(Settings(guarantee="at-least-once"))
+
+
+def _metrics() -> tuple[CollectorRegistry, WorkerMetrics]:
+    registry = CollectorRegistry()
+    return registry, WorkerMetrics(registry)
+
+
+def test_every_category_exists_at_zero_before_any_event() -> None:
+    registry, _ = _metrics()
+    for c in FailureCategory:
+        assert registry.get_sample_value("enrollment_failures_total", {
+            "failure_category": c.name, "os": "unknown", "enrollment_type": "unknown"}) == 0.0
+
+
+def test_tally_is_applied_only_when_recorded_and_labels_stay_closed() -> None:
+    registry, metrics = _metrics()
+    tally = Tally()
+    for raw in (b'{"failureCategory": 4, "operatingSystem": "iOS", "enrollmentType": "x1"}',
+                b'{"failureCategory": 4, "operatingSystem": "HoloOS"}', b"broken",
+                b'{"failureCategory": "Not Applicable"}'):
+        for outcome in classify_message(raw, Source("t")):
+            tally.add(outcome)
+    tally.messages = 4
+    assert registry.get_sample_value("enrollment_events_total", {"outcome": "classified"}) == 0
+    metrics.record(tally)
+    get = registry.get_sample_value
+    assert get("enrollment_failures_total", {"failure_category": "userValidation", "os": "iOS",
+                                             "enrollment_type": "other"}) == 1
+    assert get("enrollment_failures_total", {"failure_category": "userValidation",
+                                             "os": "other", "enrollment_type": "unknown"}) == 1
+    assert get("enrollment_events_total", {"outcome": "dead_lettered"}) == 1
+    assert get("enrollment_events_total", {"outcome": "skipped_success"}) == 1
+    assert get("enrollment_dead_letters_total", {"error_class": "not_json"}) == 1
+    assert get("enrollment_input_messages_total") == 4
+
+
+def test_hostile_label_values_do_not_create_series() -> None:
+    registry, metrics = _metrics()
+    tally = Tally()
+    for i in range(500):
+        raw = orjson.dumps({"failureCategory": 1, "operatingSystem": f"os-{i}",
+                            "enrollmentType": f"type-{i}"})
+        for outcome in classify_message(raw, Source("t")):
+            tally.add(outcome)
+    metrics.record(tally)
+    series = [s for m in registry.collect() if m.name == "enrollment_failures"
+              for s in m.samples if s.name == "enrollment_failures_total"]
+    assert len(series) == 13  # 12 pre-created + one (authentication, other, other)
+
+
+STATS = orjson.dumps({
+    "brokers": {"127.0.0.1:9092/1": {"state": "UP", "nodeid": 1},
+                "GroupCoordinator": {"state": "UP", "nodeid": -1}},
+    "topics": {"raw": {"partitions": {"0": {"consumer_lag": 5}, "1": {"consumer_lag": -1},
+                                      "-1": {"consumer_lag": 9}}}}}).decode()
+
+
+def test_lag_collector_reads_librdkafka_statistics() -> None:
+    registry, metrics = _metrics()
+    metrics.lag.update(STATS)
+    assert registry.get_sample_value("enrollment_consumer_lag_messages",
+                                     {"topic": "raw", "partition": "0"}) == 5
+    assert registry.get_sample_value("enrollment_consumer_lag_messages",
+                                     {"topic": "raw", "partition": "1"}) is None
+    metrics.lag.update("not json")  # keeps the last good report
+    assert registry.get_sample_value("enrollment_consumer_lag_messages",
+                                     {"topic": "raw", "partition": "0"}) == 5
+    assert isinstance(metrics.lag, ConsumerLagCollector)
+
+
+def test_broker_reachability_from_statistics() -> None:
+    assert brokers_up(STATS) is True
+    down = STATS.replace('"state":"UP","nodeid":1', '"state":"DOWN","nodeid":1')
+    assert brokers_up(down) is False
+    assert brokers_up("{") is None
+
+
+def test_health_liveness_and_readiness_with_a_fake_clock() -> None:
+    clock = FakeClock()
+    h = Health(clock, liveness_timeout_s=60)
+    assert h.live() and not h.ready()
+    h.started = h.joined = h.broker_reachable = True
+    h.beat()
+    assert h.ready()
+    clock.now += 61
+    assert not h.live() and not h.ready()
+    h.beat()
+    h.broker_reachable = False
+    assert h.live() and not h.ready()
+
+
+def _call(app: Any, path: str) -> tuple[str, bytes]:
+    status: list[str] = []
+    body = b"".join(app({"PATH_INFO": path, "REQUEST_METHOD": "GET", "QUERY_STRING": ""},
+                        lambda s, _h: status.append(s)))
+    return status[0], body
+
+
+def test_probe_router_serves_only_three_paths() -> None:
+    registry, _ = _metrics()
+    h = Health(FakeClock())
+    app = make_app(registry, h)
+    assert _call(app, "/healthz")[0].startswith("200")
+    status, body = _call(app, "/readyz")
+    assert status.startswith("503") and orjson.loads(body)["ready"] is False
+    status, body = _call(app, "/metrics")
+    assert status.startswith("200") and b"enrollment_failures_total" in body
+    assert _call(app, "/")[0].startswith("404")
+    assert _call(app, "/metrics/../secrets")[0].startswith("404")
+
+
+def test_json_logs_carry_extra_fields() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("test.json")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.warning("window aborted", extra={"error": "boom", "partitions": ["t[0]"]})
+    entry = orjson.loads(stream.getvalue())
+    assert entry["msg"] == "window aborted" and entry["level"] == "warning"
+    assert entry["error"] == "boom" and entry["partitions"] == ["t[0]"]
