@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-EXTRAS=deploy bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh
 bash scripts/install-deploy-tools.sh .venv
 echo "==> Kafka jars for the local test broker"
 .venv/bin/python -m worker.devbroker --fetch-only

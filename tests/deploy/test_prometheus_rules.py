@@ -1,0 +1,231 @@
+"""Prometheus alerting rules: syntax, unit tests, the generated PrometheusRule, runbook links,
+and the short-window renderer for end-to-end runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from . import rules_render
+from .conftest import DEPLOY, REPO, run
+from .metric_names import GRAPH_FAILURE_CATEGORIES
+
+RULES_FILE = DEPLOY / "prometheus" / "rules" / "enrollment-classifier.rules.yaml"
+RULE_TESTS = sorted((DEPLOY / "prometheus" / "tests").glob("*.test.yaml"))
+RUNBOOK = DEPLOY / "RUNBOOK.md"
+SYNC_SCRIPT = DEPLOY / "prometheus" / "sync_prometheusrule.py"
+
+
+def _rules() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
+    return data
+
+
+def _alerts() -> list[dict[str, Any]]:
+    return [rule for group in _rules()["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def test_promtool_check_rules(promtool: str) -> None:
+    result = run([promtool, "check", "rules", str(RULES_FILE)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_unit_tests(promtool: str) -> None:
+    assert RULE_TESTS, "no promtool test files found"
+    result = run([promtool, "test", "rules", *map(str, RULE_TESTS)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(RULE_TESTS), result.stdout
+
+
+def test_every_alert_is_unit_tested_firing_and_resolving() -> None:
+    """Each alert has, in one test group, a firing expectation followed by a silent one."""
+    fire_then_resolve: set[str] = set()
+    for path in RULE_TESTS:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert spec["rule_files"] == ["../rules/enrollment-classifier.rules.yaml"], path
+        for group in spec["tests"]:
+            by_alert: dict[str, list[tuple[float, bool]]] = {}
+            for case in group.get("alert_rule_test", []):
+                seconds = rules_render.parse_duration(case["eval_time"])
+                by_alert.setdefault(case["alertname"], []).append(
+                    (seconds, bool(case.get("exp_alerts")))
+                )
+            for alert, cases in by_alert.items():
+                cases.sort()
+                firing = [t for t, fired in cases if fired]
+                if firing and any(not fired and t > firing[0] for t, fired in cases):
+                    fire_then_resolve.add(alert)
+    missing = {a["alert"] for a in _alerts()} - fire_then_resolve
+    assert not missing, f"alerts without a fire-and-resolve unit test: {sorted(missing)}"
+
+
+def test_alert_metadata() -> None:
+    for alert in _alerts():
+        name = alert["alert"]
+        assert re.fullmatch(r"Enrollment[A-Za-z]+", name), name
+        assert alert["labels"]["severity"] in {"warning", "critical"}, name
+        assert "for" in alert, f"{name}: every alert needs `for:` to ride out blips"
+        for key in ("summary", "description", "runbook_url"):
+            assert alert["annotations"].get(key), f"{name}: missing annotation {key}"
+        assert alert["annotations"]["runbook_url"].startswith("deploy/RUNBOOK.md#"), name
+
+
+def test_spike_alert_shape() -> None:
+    spike = next(a for a in _alerts() if a["alert"] == "EnrollmentFailureCategorySpike")
+    expr = spike["expr"]
+    # Per category, compared with its own offset baseline, with an absolute floor.
+    assert "by (failure_category)" in expr
+    assert re.search(
+        r"> 3 \* sum by \(failure_category\) \(rate\(enrollment_failures_total\[1h\] offset 5m\)\)",
+        expr,
+    )
+    assert re.search(r"rate\(enrollment_failures_total\[5m\]\)\) > 0\.05", expr)
+    # New categories without a baseline, above a higher floor.
+    assert re.search(r"> 0\.2\s+unless", expr)
+    assert rules_render.parse_duration(spike["for"]) >= 300
+
+
+def _anchors(markdown: str) -> set[str]:
+    anchors = set(re.findall(r'<a id="([^"]+)"></a>', markdown))
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*$", markdown, flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+def _expand_runbook_urls(url: str) -> list[str]:
+    if "{{ $labels.failure_category }}" in url:
+        return [url.replace("{{ $labels.failure_category }}", c) for c in GRAPH_FAILURE_CATEGORIES]
+    assert "{{" not in url, f"unexpected template in runbook_url: {url}"
+    return [url]
+
+
+def test_runbook_links_resolve() -> None:
+    anchors = _anchors(RUNBOOK.read_text(encoding="utf-8"))
+    for alert in _alerts():
+        for url in _expand_runbook_urls(alert["annotations"]["runbook_url"]):
+            anchor = url.split("#", 1)[1]
+            assert anchor in anchors, f"{alert['alert']}: {url} has no anchor in RUNBOOK.md"
+
+
+def test_runbook_has_actions_for_every_category() -> None:
+    text = RUNBOOK.read_text(encoding="utf-8")
+    for category in GRAPH_FAILURE_CATEGORIES:
+        marker = f'<a id="spike-{category}"></a>'
+        assert marker in text, category
+        section = text.split(marker, 1)[1].split('<a id="', 1)[0]
+        actions = re.findall(r"^- ", section, flags=re.M)
+        assert 2 <= len(actions) <= 4, f"spike-{category}: expected 2-4 actions, got {len(actions)}"
+    for alert in _alerts():
+        assert f"## {alert['alert']}" in text, f"RUNBOOK.md has no section for {alert['alert']}"
+
+
+def _load_sync_module() -> Any:
+    spec = importlib.util.spec_from_file_location("sync_prometheusrule", SYNC_SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prometheusrule_is_generated_from_rule_file() -> None:
+    sync = _load_sync_module()
+    current = sync.PROMETHEUS_RULE_FILE.read_text(encoding="utf-8")
+    assert current == sync.render(sync.load_rules()), (
+        "deploy/kubernetes/base/prometheusrule.yaml is out of date: "
+        "run python deploy/prometheus/sync_prometheusrule.py"
+    )
+    generated = yaml.safe_load(current)
+    assert generated["spec"]["groups"] == _rules()["groups"]
+
+
+def test_rendered_prometheusrule_spec_passes_promtool(
+    rendered: dict[str, list[dict[str, Any]]], promtool: str, tmp_path: Path
+) -> None:
+    """What kustomize actually ships is valid for Prometheus and equals the rule file."""
+    for name, docs in rendered.items():
+        rule = next(d for d in docs if d["kind"] == "PrometheusRule")
+        assert rule["spec"]["groups"] == _rules()["groups"], name
+        extracted = tmp_path / f"{name}.rules.yaml"
+        extracted.write_text(yaml.safe_dump(rule["spec"]), encoding="utf-8")
+        result = run([promtool, "check", "rules", str(extracted)])
+        assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
+
+
+# --- short-window renderer -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("5m", 300), ("1h", 3600), ("1h30m", 5400), ("250ms", 0.25), ("1d", 86400)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert rules_render.parse_duration(text) == seconds
+
+
+def test_shorten_expr() -> None:
+    expr = "rate(x[1h] offset 5m) > 3 * avg_over_time(y[1h:5m]) and z offset 1h and w[10m:]"
+    assert rules_render.shorten_expr(expr) == (
+        "rate(x[1m] offset 5s) > 3 * avg_over_time(y[1m:5s]) and z offset 1m and w[10s:]"
+    )
+    # Label values and metric names that look like durations are left alone.
+    assert rules_render.shorten_expr('up{job="5m"}') == 'up{job="5m"}'
+
+
+def test_short_window_rules_are_valid_and_short(promtool: str, tmp_path: Path) -> None:
+    short = rules_render.short_window_rules()
+    source = _rules()
+    assert [g["name"] for g in short["groups"]] == [g["name"] for g in source["groups"]]
+    for group in short["groups"]:
+        for rule in group["rules"]:
+            assert rules_render.parse_duration(rule["for"]) <= 10
+            for window in re.findall(r"\[([0-9a-z]+)", rule["expr"]):
+                assert rules_render.parse_duration(window) <= 60, rule["alert"]
+    assert source == yaml.safe_load(RULES_FILE.read_text(encoding="utf-8")), "source mutated"
+    path = rules_render.write_short_window_rules(tmp_path / "short.rules.yaml")
+    result = run([promtool, "check", "rules", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_e2e_prometheus_config_renders(promtool: str, tmp_path: Path) -> None:
+    rules = rules_render.write_short_window_rules(tmp_path / "short.rules.yaml")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(rules_render.render_prometheus_config("127.0.0.1:9108", rules))
+    result = run([promtool, "check", "config", str(config)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    parsed = yaml.safe_load(config.read_text())
+    assert parsed["scrape_configs"][0]["job_name"] == "enrollment-classifier"
+    argv = rules_render.prometheus_command(config, tmp_path / "tsdb")
+    assert "--query.lookback-delta=5s" in argv
+    assert any(a.startswith("--web.listen-address=127.0.0.1:") for a in argv)
+    with pytest.raises(ValueError):
+        rules_render.render_prometheus_config("10.0.0.5:9108", rules)
+    with pytest.raises(ValueError):
+        rules_render.prometheus_command(config, tmp_path, listen="0.0.0.0:9090")
+
+
+def test_compose_prometheus_config(promtool: str) -> None:
+    result = run([promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rule_file_is_the_only_hand_written_copy() -> None:
+    """No other YAML under deploy/ defines these alerts except the generated PrometheusRule and
+    the Grafana-managed twin of the spike alert (compared in test_grafana.py)."""
+    names = {a["alert"] for a in _alerts()}
+    allowed = {
+        RULES_FILE,
+        DEPLOY / "kubernetes" / "base" / "prometheusrule.yaml",
+    }
+    for path in DEPLOY.rglob("*.y*ml"):
+        if path in allowed or "tests" in path.relative_to(DEPLOY).parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        for name in names:
+            assert f"alert: {name}" not in text, f"{path.relative_to(REPO)} duplicates {name}"
