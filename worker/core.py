@@ -151,6 +151,10 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
 
 _FIELD_PLAN = {shape: tuple(plan.items()) for shape, plan in catalog.FIELD_SOURCES.items()}
 _ROW_PLAN = tuple(catalog.LOG_ROW_FIELDS.items())
+_SINGLE_KEY_PLAN: dict[str, tuple[tuple[str, Any], ...] | None] = {
+    shape: tuple((name, keys[0]) for name, keys in plan)
+    if all(len(keys) == 1 for _, keys in plan) else None
+    for shape, plan in _FIELD_PLAN.items()}
 
 
 def _classification_dict(c: Classification, raw_reason: str | None) -> dict[str, Any]:
@@ -190,12 +194,19 @@ def _read_fields(record: RawRecord) -> dict[str, str | None]:
     fields, row = record.fields, record.row
     fget = fields.get
     out: dict[str, str | None] = {}
-    for name, keys in _FIELD_PLAN[record.shape]:
-        value: Any = None
-        for k in keys:
-            value = fget(k)
-            if value is not None:
-                break
+    single = _SINGLE_KEY_PLAN[record.shape]
+    # Graph events and log rows name each field once: skip the inner loop (it is per field,
+    # per event, and the hottest Python code in the worker).
+    pairs = single if single is not None else _FIELD_PLAN[record.shape]
+    for name, keys in pairs:
+        if single is not None:
+            value: Any = fget(keys)
+        else:
+            value = None
+            for k in keys:
+                value = fget(k)
+                if value is not None:
+                    break
         cls = value.__class__
         if cls is str:
             out[name] = value[:MAX_FIELD_CHARS] or None
