@@ -151,10 +151,8 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
 
 _FIELD_PLAN = {shape: tuple(plan.items()) for shape, plan in catalog.FIELD_SOURCES.items()}
 _ROW_PLAN = tuple(catalog.LOG_ROW_FIELDS.items())
-_SINGLE_KEY_PLAN: dict[str, tuple[tuple[str, Any], ...] | None] = {
-    shape: tuple((name, keys[0]) for name, keys in plan)
-    if all(len(keys) == 1 for _, keys in plan) else None
-    for shape, plan in _FIELD_PLAN.items()}
+_SINGLE_KEY = {shape: all(len(keys) == 1 for _, keys in plan)
+               for shape, plan in _FIELD_PLAN.items()}
 
 
 def _classification_dict(c: Classification, raw_reason: str | None) -> dict[str, Any]:
@@ -194,13 +192,12 @@ def _read_fields(record: RawRecord) -> dict[str, str | None]:
     fields, row = record.fields, record.row
     fget = fields.get
     out: dict[str, str | None] = {}
-    single = _SINGLE_KEY_PLAN[record.shape]
     # Graph events and log rows name each field once: skip the inner loop (it is per field,
     # per event, and the hottest Python code in the worker).
-    pairs = single if single is not None else _FIELD_PLAN[record.shape]
-    for name, keys in pairs:
-        if single is not None:
-            value: Any = fget(keys)
+    single = _SINGLE_KEY[record.shape]
+    for name, keys in _FIELD_PLAN[record.shape]:
+        if single:
+            value: Any = fget(keys[0])
         else:
             value = None
             for k in keys:

@@ -1,22 +1,20 @@
 """Metric names the deploy/ artefacts may reference, and helpers to find the ones they do.
 
-`known_metric_names()` is the single switch point: today it is built from the worker's metric
-contract; to check against the real worker instead, make it return the names of its exposition,
-e.g. (worker/metrics.py as of this writing declares everything on a registry passed in):
+`known_metric_names()` is the single switch point. It returns the sample names of the worker's
+REAL exposition: `worker.metrics.WorkerMetrics` declared on a fresh registry (no broker
+needed), with one consumer-lag report applied so that the labelled lag gauge has a sample,
+rendered by `prometheus_client.generate_latest()` (what GET /metrics serves) and parsed by
+`prometheus_client.parser`. `worker_exposition()` returns that text, e.g. for
+`promtool check metrics` (tests/integration/test_prometheus_e2e.py).
 
-    from prometheus_client import CollectorRegistry, generate_latest
-    from worker.metrics import WorkerMetrics
-
-    registry = CollectorRegistry()
-    WorkerMetrics(registry)
-    return parse_exposition_names(generate_latest(registry).decode())
-
-or the body of GET /metrics from a running worker. PROMETHEUS_SYNTHETIC_NAMES (up, ...) are
-allowed separately.
+WORKER_METRICS is the hand-written contract (base name -> type) the README documents;
+`contract_metric_names()` is the names it implies, and test_metric_names.py compares them with
+what the worker really exposes. PROMETHEUS_SYNTHETIC_NAMES (up, ...) are allowed separately.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -83,12 +81,44 @@ def _exposition_names(base: str, kind: str) -> set[str]:
     return {base}
 
 
-def known_metric_names() -> frozenset[str]:
-    """Every sample name the worker exposes on /metrics (exposition names)."""
+def contract_metric_names() -> frozenset[str]:
+    """Every sample name the hand-written contract (WORKER_METRICS) implies."""
     names: set[str] = set()
     for base, kind in WORKER_METRICS.items():
         names |= _exposition_names(base, kind)
     return frozenset(names)
+
+
+# One librdkafka statistics report with a single partition: the consumer-lag gauge is built
+# from these reports and exposes no sample (only its # TYPE line) until one arrives.
+LAG_STATS_SAMPLE = '{"topics":{"t":{"partitions":{"0":{"consumer_lag":1}}}}}'
+
+
+@functools.cache
+def worker_exposition() -> str:
+    """What the worker's GET /metrics serves, from its real metric declarations (no broker)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from worker.metrics import WorkerMetrics
+
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    metrics.lag.update(LAG_STATS_SAMPLE)
+    return generate_latest(registry).decode()
+
+
+def sample_names(text: str) -> frozenset[str]:
+    """Names of the samples in a text exposition, as prometheus_client's parser reads them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return frozenset(
+        sample.name for family in text_string_to_metric_families(text) for sample in family.samples
+    )
+
+
+def known_metric_names() -> frozenset[str]:
+    """Every sample name the worker exposes on /metrics (taken from its real exposition)."""
+    return sample_names(worker_exposition())
 
 
 _SAMPLE_LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{|\s)")
