@@ -209,6 +209,7 @@ def test_cli_writes_one_parseable_message_per_line() -> None:
     assert summarize(written) | {"skipped_unwritable": 400 - len(written)} == summary
 
 
+@pytest.mark.skipif(not REFERENCE.is_file(), reason="shared/reference is not beside this checkout")
 def test_oracle_tables_match_the_reference_document() -> None:
     text = REFERENCE.read_text(encoding="utf-8")
     hresult_section = text.split("### 4.1")[1].split("### 4.2")[0]
