@@ -94,8 +94,8 @@ def new_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
 
     yield make
     if created:  # best effort: an external broker may forbid deletes
-        futures = AdminClient({"bootstrap.servers": kafka_bootstrap}).delete_topics(
-            created, operation_timeout=10)
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # keep a reference: a
+        futures = admin.delete_topics(created, operation_timeout=10)  # GC'd client cancels
         for fut in futures.values():
             with contextlib.suppress(Exception):
                 fut.result(15)
