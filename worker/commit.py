@@ -73,6 +73,10 @@ class Window:
         if self.opened_at is None:
             self.opened_at = now
 
+    def cover(self, topic: str, partition: int, offset: int) -> None:
+        """Make sure a rewind goes back at least to this offset (keeps an earlier one)."""
+        self.first.setdefault((topic, partition), offset)
+
     def offsets(self) -> list[TopicPartition]:
         return [TopicPartition(t, p, o) for (t, p), o in sorted(self.next.items())]
 
@@ -161,7 +165,7 @@ class TransactionalCommitter(_Base):
             err = kafka_error(exc)
             if err is not None and error_kind(err) == "fatal":
                 raise FatalKafkaError(f"produce: {err}") from exc
-            raise WindowAborted(f"produce: {err}") from exc
+            raise WindowAborted(f"produce to {topic}: {err}") from exc
 
     def _begin(self) -> None:
         if not self.in_transaction:
@@ -220,7 +224,7 @@ class AckedCommitter(_Base):
             err = kafka_error(exc)
             if err is not None and error_kind(err) == "fatal":
                 raise FatalKafkaError(f"produce: {err}") from exc
-            raise WindowAborted(f"produce: {err}") from exc
+            raise WindowAborted(f"produce to {topic}: {err}") from exc
         self.producer.poll(0)
 
     def commit(self) -> Tally | None:

@@ -171,6 +171,13 @@ class StreamWorker:
                     self._process(message, now)
             except WindowAborted as exc:
                 self._aborted(exc)
+                # Messages of this batch after the failure were consumed but not processed:
+                # the rewind must go back to them too, or they would be skipped.
+                for message in messages:
+                    if message.error() is None:
+                        self.committer.window.cover(cast(str, message.topic()),
+                                                    cast(int, message.partition()),
+                                                    cast(int, message.offset()))
                 self.committer.abort()
         if self.policy.due(self.clock(), self.committer.window.opened_at,
                            self.committer.window.tally.messages):

@@ -48,6 +48,15 @@ def test_window_tracks_rewind_points_and_next_offsets() -> None:
     assert w.opened_at == 1.0 and w.tally.messages == 4
 
 
+def test_rewind_covers_unprocessed_messages_but_keeps_earlier_points() -> None:
+    w = Window()
+    w.track("t", 0, 7, now=1.0)
+    for partition, offset in ((0, 8), (0, 9), (1, 40), (1, 41)):  # the rest of the batch
+        w.cover("t", partition, offset)
+    assert w.first == {("t", 0): 7, ("t", 1): 40}
+    assert w.tally.messages == 1  # covering is not processing
+
+
 @pytest.mark.parametrize(("err", "kind"), [
     (KafkaError(KafkaError._TIMED_OUT, retriable=True), "retriable"),
     (KafkaError(KafkaError._STATE, txn_requires_abort=True), "abortable"),
