@@ -38,12 +38,17 @@ AUTH_CODES = frozenset({
     KafkaError._SSL,
 })
 
+# produce() to a topic that does not exist (yet): not a broken client, so abort the window and
+# read it again until the topic is created, instead of exiting (a restart would not create it).
+_MISSING_TOPIC_CODES = frozenset({KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION,
+                                  KafkaError.UNKNOWN_TOPIC_OR_PART})
+
 
 def error_kind(err: KafkaError) -> ErrorKind:
     """What to do about an error from a transactional or producer operation."""
     if err.fatal():
         return "fatal"
-    if err.txn_requires_abort():
+    if err.txn_requires_abort() or err.code() in _MISSING_TOPIC_CODES:
         return "abortable"
     if err.retriable():
         return "retriable"
@@ -119,6 +124,11 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.guarantee == "exactly-once":
         config["transactional.id"] = settings.transactional_id
+        # When every broker is down, librdkafka's default re-bootstrap decommissions them;
+        # send_offsets_to_transaction() then waits on the decommissioned group coordinator
+        # forever, past its timeout (librdkafka #5456, #5511): a worker stuck after a broker
+        # restart. Without re-bootstrap it reconnects to the same brokers and carries on.
+        config.setdefault("metadata.recovery.strategy", "none")
     return config
 
 

@@ -106,9 +106,12 @@ class StreamWorker:
                                                    self.producer, clock=clock)
         self.policy = CommitPolicy(max_interval_s=settings.batch_timeout_ms / 1000)
         self.assigned: set[tuple[str, int]] = set()
+        self.stop = threading.Event()  # run()'s, so that a back-off ends at shutdown
+        self.aborts_in_row = 0
 
     # ------------------------------------------------------------------ lifecycle
     def run(self, stop: threading.Event) -> int:
+        self.stop = stop
         try:
             if not self._start(stop):
                 return self._close(EXIT_OK)
@@ -118,7 +121,9 @@ class StreamWorker:
                 self._turn()
                 if self.fatal is not None:
                     raise FatalKafkaError(str(self.fatal))
-        except FatalKafkaError as exc:
+        except (FatalKafkaError, KafkaException) as exc:
+            # KafkaException: consume() itself raises only for errors the client cannot
+            # recover from; the rest arrive as message errors or through error_cb.
             log.error("fatal Kafka error; exiting so the platform restarts the worker",
                       extra={"error": str(exc), "hint": _hint(exc)})
             self.metrics.kafka_errors.labels("fatal").inc()
@@ -159,6 +164,7 @@ class StreamWorker:
 
     # ------------------------------------------------------------------ one turn of the loop
     def _turn(self) -> None:
+        aborts = self.aborts_in_row
         messages = self.consumer.consume(self.settings.batch_size,
                                          self.settings.batch_timeout_ms / 1000)
         now = self.clock()
@@ -183,6 +189,10 @@ class StreamWorker:
                            self.committer.window.tally.messages):
             self._commit()
         self.metrics.ready.set(1 if self.health.ready() else 0)
+        if self.aborts_in_row > aborts:
+            # The same input is read again at once: a lasting cause (a missing output topic)
+            # must not become a hot loop of aborts. 0.1 s, doubling up to 5 s.
+            self.stop.wait(min(0.1 * 2 ** min(self.aborts_in_row - 1, 6), 5.0))
 
     def _process(self, message: Message, now: float) -> None:
         err = message.error()
@@ -218,6 +228,7 @@ class StreamWorker:
             self._aborted(exc)
             return
         if tally is not None:
+            self.aborts_in_row = 0
             self.metrics.record(tally)
             self.metrics.transactions.labels("committed").inc()
             if opened is not None:
@@ -225,6 +236,7 @@ class StreamWorker:
             self.health.broker_reachable = True
 
     def _aborted(self, exc: Exception) -> None:
+        self.aborts_in_row += 1
         self.metrics.transactions.labels("aborted").inc()
         self.metrics.kafka_errors.labels("abortable").inc()
         log.warning("commit window aborted; its input will be read again",
