@@ -71,7 +71,8 @@ def run(settings: Settings, stop: threading.Event, registry: CollectorRegistry,
     health = probes.Health(clock)
     metrics = WorkerMetrics(registry)
     try:
-        server, _ = probes.serve(settings.metrics_address, settings.metrics_port, registry, health)
+        server, _ = probes.serve(settings.metrics_address, settings.metrics_port, registry, health,
+                                 metrics.lock)
     except OSError as exc:
         log.error("cannot open the metrics port", extra={
             "address": settings.metrics_address, "port": settings.metrics_port, "error": str(exc)})
@@ -140,6 +141,12 @@ class StreamWorker:
                 log.info("Kafka clients ready", extra={"guarantee": self.settings.guarantee})
                 return True
             except WindowAborted as exc:
+                # error_cb runs only inside poll(), which init_transactions() does not serve:
+                # without this a refused login or certificate looked like "not reachable"
+                # and the worker retried forever instead of exiting with a clear error.
+                self.producer.poll(0)
+                if self.fatal is not None:
+                    raise FatalKafkaError(str(self.fatal)) from None
                 self.health.beat()
                 log.warning("Kafka not reachable yet; retrying",
                             extra={"error": str(exc), "retry_in_s": delay})

@@ -9,6 +9,7 @@ enrollment type is counted as ``other``.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ class Tally:
 
 class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        # Held while a window's counts are applied and while /metrics renders, so a scrape
+        # never sees half of a committed window.
+        self.lock = threading.Lock()
         self.failures = PromCounter(
             "enrollment_failures", "Enrollment failures published, by Graph failure category.",
             ["failure_category", "os", "enrollment_type"], registry=registry)
@@ -113,7 +117,11 @@ class WorkerMetrics:
         self.build_info.labels(__version__, CLASSIFIER_VERSION).set(1)
 
     def record(self, tally: Tally) -> None:
-        """Apply a committed window's counts."""
+        """Apply a committed window's counts, atomically with respect to /metrics."""
+        with self.lock:
+            self._record(tally)
+
+    def _record(self, tally: Tally) -> None:
         self.input_messages.inc(tally.messages)
         for outcome, n in tally.outcomes.items():
             self.events.labels(outcome).inc(n)
@@ -132,7 +140,14 @@ def _closed(value: str, allowed: tuple[str, ...]) -> str:
 
 
 class ConsumerLagCollector(Collector):
-    """Consumer lag per assigned partition, from the last librdkafka statistics report."""
+    """Consumer lag per assigned partition, from the last librdkafka statistics report.
+
+    librdkafka's own ``consumer_lag`` is measured from the committed offset, which it never
+    learns in exactly-once mode (offsets are committed through the producer's transaction).
+    So lag here is the end of the partition (last stable offset under read_committed) minus
+    the position the worker has reached, falling back to the committed, then the earliest
+    offset before the first message arrives.
+    """
 
     def __init__(self) -> None:
         self._lag: dict[tuple[str, str], int] = {}
@@ -145,9 +160,11 @@ class ConsumerLagCollector(Collector):
         lag: dict[tuple[str, str], int] = {}
         for topic, info in (stats.get("topics") or {}).items():
             for partition, p in (info.get("partitions") or {}).items():
-                value = p.get("consumer_lag", -1)
-                # Partition -1 is librdkafka's internal one; -1 lag means "not known yet".
-                if partition != "-1" and isinstance(value, int) and value >= 0:
+                # Partition -1 is librdkafka's internal one; "none" means not fetched by us.
+                if partition == "-1" or p.get("fetch_state") == "none":
+                    continue
+                value = partition_lag(p)
+                if value is not None:
                     lag[(topic, partition)] = value
         self._lag = lag
 
@@ -158,6 +175,20 @@ class ConsumerLagCollector(Collector):
         for (topic, partition), value in sorted(self._lag.items()):
             family.add_metric([topic, partition], value)
         yield family
+
+
+def partition_lag(p: dict[str, object]) -> int | None:
+    """End of partition minus our position, from one librdkafka partition statistics object."""
+    def offset(name: str) -> int:
+        value = p.get(name, -1)
+        return value if isinstance(value, int) else -1
+
+    end = offset("ls_offset") if offset("ls_offset") >= 0 else offset("hi_offset")
+    position = next((o for o in (offset("app_offset"), offset("committed_offset"),
+                                 offset("lo_offset")) if o >= 0), -1)
+    if end < 0 or position < 0:
+        return None
+    return max(end - position, 0)
 
 
 def brokers_up(stats_json: str) -> bool | None:

@@ -8,8 +8,10 @@ and a broker reachable. Both answer while the broker is down. Nothing else is se
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -54,13 +56,16 @@ class Health:
                 "stopping": self.stopping}
 
 
-def make_app(registry: CollectorRegistry, health: Health) -> Callable[..., Iterable[bytes]]:
+def make_app(registry: CollectorRegistry, health: Health,
+             lock: AbstractContextManager[Any] | None = None) -> Callable[..., Iterable[bytes]]:
     metrics_app = make_wsgi_app(registry)
+    guard = lock if lock is not None else contextlib.nullcontext()
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
-            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+            with guard:  # the exposition is rendered inside this call
+                return list(metrics_app(environ, start_response))
         if path in ("/healthz", "/readyz"):
             ok = health.live() if path == "/healthz" else health.ready()
             body = orjson.dumps(health.status())
@@ -85,10 +90,11 @@ class _QuietHandler(WSGIRequestHandler):
         pass  # probes hit this every few seconds; access logs would drown the useful ones
 
 
-def serve(address: str, port: int, registry: CollectorRegistry,
-          health: Health) -> tuple[WSGIServer, threading.Thread]:
+def serve(address: str, port: int, registry: CollectorRegistry, health: Health,
+          lock: AbstractContextManager[Any] | None = None) -> tuple[WSGIServer, threading.Thread]:
     """Start the HTTP server on a daemon thread. Raises OSError if the port is taken."""
-    server = make_server(address, port, make_app(registry, health), _Server, _QuietHandler)
+    server = make_server(address, port, make_app(registry, health, lock), _Server,
+                         _QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="probes", daemon=True)
     thread.start()
     return server, thread

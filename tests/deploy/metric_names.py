@@ -91,7 +91,7 @@ def contract_metric_names() -> frozenset[str]:
 
 # One librdkafka statistics report with a single partition: the consumer-lag gauge is built
 # from these reports and exposes no sample (only its # TYPE line) until one arrives.
-LAG_STATS_SAMPLE = '{"topics":{"t":{"partitions":{"0":{"consumer_lag":1}}}}}'
+LAG_STATS_SAMPLE = '{"topics":{"t":{"partitions":{"0":{"ls_offset":2,"app_offset":1}}}}}'
 
 
 @functools.cache

@@ -140,8 +140,14 @@ def test_hostile_label_values_do_not_create_series() -> None:
 STATS = orjson.dumps({
     "brokers": {"127.0.0.1:9092/1": {"state": "UP", "nodeid": 1},
                 "GroupCoordinator": {"state": "UP", "nodeid": -1}},
-    "topics": {"raw": {"partitions": {"0": {"consumer_lag": 5}, "1": {"consumer_lag": -1},
-                                      "-1": {"consumer_lag": 9}}}}}).decode()
+    "topics": {"raw": {"partitions": {
+        "0": {"fetch_state": "active", "ls_offset": 100, "hi_offset": 100, "app_offset": 95,
+              "committed_offset": -1001, "consumer_lag": -1},
+        "1": {"fetch_state": "active", "ls_offset": -1, "hi_offset": -1, "app_offset": -1},
+        "2": {"fetch_state": "active", "ls_offset": 60, "app_offset": -1001,
+              "committed_offset": 50},
+        "3": {"fetch_state": "none", "ls_offset": 9, "lo_offset": 0},
+        "-1": {"ls_offset": 9, "app_offset": 0}}}}}).decode()
 
 
 def test_lag_collector_reads_librdkafka_statistics() -> None:
@@ -151,6 +157,11 @@ def test_lag_collector_reads_librdkafka_statistics() -> None:
                                      {"topic": "raw", "partition": "0"}) == 5
     assert registry.get_sample_value("enrollment_consumer_lag_messages",
                                      {"topic": "raw", "partition": "1"}) is None
+    assert registry.get_sample_value("enrollment_consumer_lag_messages",
+                                     {"topic": "raw", "partition": "2"}) == 10
+    for hidden in ("3", "-1"):
+        assert registry.get_sample_value("enrollment_consumer_lag_messages",
+                                         {"topic": "raw", "partition": hidden}) is None
     metrics.lag.update("not json")  # keeps the last good report
     assert registry.get_sample_value("enrollment_consumer_lag_messages",
                                      {"topic": "raw", "partition": "0"}) == 5

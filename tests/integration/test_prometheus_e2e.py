@@ -1,0 +1,566 @@
+"""End to end with a real Prometheus: Debian's ``prometheus`` server scrapes a real worker that
+consumes from the real broker, and evaluates the alerting rules of
+deploy/prometheus/rules/enrollment-classifier.rules.yaml with every window divided by 60
+(tests/deploy/rules_render.py: [5m] -> [5s], [1h] offset 5m -> [1m] offset 5s, for: 10m -> 10s,
+lookback delta 5s). Everything is read back through Prometheus's HTTP API.
+
+Timing of the spike test (all from the rendered rules):
+
+* For its first minute a Prometheus has no sample "1h" (= 60 s) back, so every category is
+  *new* and the second branch applies: rate[5s] > 0.2 for 10 s. In a 5 s window one event
+  reads as 1/4 per second (5 one-second samples, extrapolated), so the steady traffic is one
+  event per category every 6 s: a single event can make a category pending for about 4 s, never
+  for the 10 s it needs to fire (that would take an event at least every ~4 s).
+* From about 60 s on both categories have a sample 1m back and a baseline (rate[1m] offset 5s,
+  ~0.17/s), so the first branch applies: rate[5s] > 3 x baseline (~0.5/s) and > 0.05/s. A
+  single steady event (0.25/s) stays well below it; a burst of 5/s is far above it until the burst
+  itself has filled a third of the baseline window (about 23 s), so the alert goes pending
+  within ~2 s and fires 10 s later. The whole test takes about 1.5 minutes.
+* The test then reads Prometheus's own ALERTS series to show that, once the baselines existed,
+  no category except the bursting one was even pending, and that the steady one never fired.
+
+A test without a broker checks the worker's real exposition with ``promtool check metrics``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+
+from tests.deploy import rules_render
+from tests.deploy.metric_names import known_metric_names, sample_names, worker_exposition
+from tests.integration.support import (
+    Topics,
+    WorkerProcess,
+    free_port,
+    produce_samples,
+    samples,
+    wait_for,
+)
+from worker.taxonomy import FailureCategory
+
+T = TypeVar("T")
+
+JOB = "enrollment-classifier"  # the job name of tests/deploy/prometheus-e2e.yml.tmpl
+SPIKE = "EnrollmentFailureCategorySpike"
+CATEGORIES = tuple(c.name for c in FailureCategory)
+
+# Spike test traffic (see the module docstring).
+SPIKING, STEADY = "deviceNotSupported", "userValidation"
+STEADY_PERIOD_S = 6.0  # per category: 1/6 event/s
+BURST_PERIOD_S = 0.2  # 5 events/s
+BASELINE_TIMEOUT_S = 120.0  # the baseline needs ~65 s of history
+FIRING_TIMEOUT_S = 45.0  # pending after ~2 s of burst, firing 10 s later
+
+
+# --- tools ----------------------------------------------------------------------------------
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _missing(what: str) -> NoReturn:
+    message = f"{what} is not installed (Debian package 'prometheus'; scripts/test.sh installs it)"
+    if _in_ci():
+        pytest.fail(f"CI is set, so a missing tool is an error: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        _missing(name)
+    return path
+
+
+def _tail(path: Path, chars: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+def poll(read: Callable[[], T], done: Callable[[T], bool], timeout: float, what: str, *,
+         interval: float = 0.5, context: Callable[[], str] = lambda: "") -> T:
+    """Call ``read`` until ``done(value)``; fail with the last value after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; "
+                                 f"last value: {value!r}\n{context()}")
+        time.sleep(interval)
+
+
+# --- a throwaway Prometheus -------------------------------------------------------------------
+
+
+class PrometheusServer:
+    """Debian's Prometheus on 127.0.0.1 (free port, temporary TSDB) scraping one target every
+    second and evaluating the short-window rules every second."""
+
+    def __init__(self, binary: str, promtool: str, target: str, workdir: Path) -> None:
+        self.binary, self.promtool, self.target = binary, promtool, target
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / "prometheus.log"
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PrometheusServer:
+        rules = rules_render.write_short_window_rules(self.workdir / "short.rules.yaml")
+        config = self.workdir / "prometheus.yml"
+        config.write_text(rules_render.render_prometheus_config(self.target, rules),
+                          encoding="utf-8")
+        checked = subprocess.run([self.promtool, "check", "config", str(config)],
+                                 capture_output=True, text=True, timeout=60, check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        self.port = free_port()
+        argv = rules_render.prometheus_command(config, self.workdir / "tsdb",
+                                               listen=f"127.0.0.1:{self.port}",
+                                               binary=self.binary)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(argv, cwd=self.workdir, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        poll(self._ready_or_dead, bool, 60, "Prometheus to become ready", context=self.logs)
+        assert self.alive(), f"Prometheus exited:\n{self.logs()}"
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _ready_or_dead(self) -> bool:
+        if not self.alive():
+            return True
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def api(self, path: str, **params: str) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/{path}{query}", timeout=10) as r:
+                body = orjson.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                raise AssertionError(f"{path} {params}: HTTP {exc.code} {exc.read()!r}") from exc
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        data = self.api("query", **params)
+        assert data["resultType"] == "vector", data
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    def by_label(self, expr: str, label: str, at: float | None = None) -> dict[str, float]:
+        """An instant vector as {value of ``label``: sample value}."""
+        return {s["metric"].get(label, ""): float(s["value"][1]) for s in self.query(expr, at)}
+
+    def alerts(self) -> list[dict[str, Any]]:
+        alerts: list[dict[str, Any]] = self.api("alerts")["alerts"]
+        return alerts
+
+    def alerting_rules(self) -> dict[str, dict[str, Any]]:
+        groups = self.api("rules", type="alert")["groups"]
+        return {rule["name"]: rule for group in groups for rule in group["rules"]}
+
+    def logs(self) -> str:
+        return f"--- prometheus log ---\n{_tail(self.log_path)}"
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+class Stack:
+    """The worker processes and Prometheus servers of one test; stopped in that order's
+    reverse by the fixture, whatever happens."""
+
+    def __init__(self, bootstrap: str, workdir: Path) -> None:
+        self.bootstrap, self.workdir = bootstrap, workdir
+        self.workers: list[WorkerProcess] = []
+        self.servers: list[PrometheusServer] = []
+
+    def worker(self, topics: Topics) -> WorkerProcess:
+        worker = WorkerProcess(self.bootstrap, topics, f"it-group-{uuid.uuid4().hex[:12]}",
+                               log_dir=self.workdir)
+        self.workers.append(worker)
+        return worker.start().wait_ready(timeout=90)
+
+    def prometheus(self, worker: WorkerProcess) -> PrometheusServer:
+        server = PrometheusServer(_tool("prometheus"), _tool("promtool"),
+                                  f"127.0.0.1:{worker.port}",
+                                  self.workdir / f"prometheus-{len(self.servers)}")
+        self.servers.append(server)
+        return server.start()
+
+    def logs(self) -> str:
+        return "\n".join([*(s.logs() for s in self.servers),
+                          *(f"--- worker log ---\n{w.logs()}" for w in self.workers)])
+
+    def close(self) -> None:
+        try:
+            for server in self.servers:
+                server.stop()
+        finally:
+            for worker in self.workers:
+                if worker.alive():
+                    with contextlib.suppress(subprocess.TimeoutExpired):  # close() kills it
+                        worker.terminate(30)
+                worker.close()
+
+
+@pytest.fixture(scope="session")
+def prometheus_binaries() -> tuple[str, str]:
+    """Requested before the broker, so a missing Prometheus skips (or fails) before it starts."""
+    return _tool("prometheus"), _tool("promtool")
+
+
+@pytest.fixture
+def stack(prometheus_binaries: tuple[str, str], kafka_bootstrap: str,
+          tmp_path: Path) -> Iterator[Stack]:
+    started = Stack(kafka_bootstrap, tmp_path)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+@pytest.fixture
+def topics(new_topic: Callable[..., str]) -> Callable[[int], Topics]:
+    def make(partitions: int = 2) -> Topics:
+        return Topics(new_topic(partitions, "raw"), new_topic(partitions, "out"),
+                      new_topic(1, "dlq"))
+    return make
+
+
+def flat_event(category: str, note: str) -> bytes:
+    return orjson.dumps({"id": f"e2e-{uuid.uuid4()}", "failureCategory": category,
+                         "failureReason": f"end-to-end test: {note}"})
+
+
+def wait_first_scrape(prometheus: PrometheusServer) -> None:
+    poll(lambda: prometheus.by_label(f'up{{job="{JOB}"}}', "job"), lambda v: v == {JOB: 1.0},
+         30, "the first successful scrape of the worker", context=prometheus.logs)
+
+
+# --- 1. per-category values ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_prometheus_sees_the_per_category_counts_the_worker_published(
+        stack: Stack, topics: Callable[[int], Topics]) -> None:
+    t = topics(2)
+    produced = produce_samples(stack.bootstrap, t.input, samples(400, seed=41))
+    counts = produced.counts()
+    # A few minimal events on top, so some categories have counts known by construction.
+    crafted = {"userValidation": 7, "deviceNotSupported": 3, "inMaintenance": 1}
+    producer = Producer({"bootstrap.servers": stack.bootstrap, "linger.ms": 5})
+    for category, n in crafted.items():
+        for i in range(n):
+            producer.produce(t.input, flat_event(category, f"crafted {i}"))
+    assert producer.flush(30) == 0
+
+    expected_categories = {c: float(counts[f"category.{c}"] + crafted.get(c, 0))
+                           for c in CATEGORIES}
+    classified = counts["classified"] + sum(crafted.values())
+    expected_outcomes = {"classified": float(classified),
+                         "dead_lettered": float(counts["dead_letter"]),
+                         "skipped_success": float(counts["skipped_success"]),
+                         "skipped_other": 0.0}
+    expected_inputs = float(len(produced.expected) + sum(crafted.values()))
+    assert counts["dead_letter"] > 0 and counts["skipped_success"] > 0
+    assert sum(v > 0 for v in expected_categories.values()) >= 8, expected_categories
+
+    worker = stack.worker(t)
+    prometheus = stack.prometheus(worker)
+    wait_first_scrape(prometheus)
+
+    by_category = f'sum by (failure_category) (enrollment_failures_total{{job="{JOB}"}})'
+    by_outcome = f'sum by (outcome) (enrollment_events_total{{job="{JOB}"}})'
+    inputs = f'sum(enrollment_input_messages_total{{job="{JOB}"}})'
+
+    def seen() -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+        return (prometheus.by_label(by_category, "failure_category"),
+                prometheus.by_label(by_outcome, "outcome"),
+                prometheus.by_label(inputs, "job"))
+
+    # The worker applies a window's counts only once it commits, counter by counter, so one
+    # scrape may catch it half-way: wait for a scrape that has all of them.
+    final = poll(seen,
+                 lambda v: v == (expected_categories, expected_outcomes, {"": expected_inputs}),
+                 120, "Prometheus to hold every published count", interval=1.0,
+                 context=lambda: f"expected {expected_categories}\n{expected_outcomes}\n"
+                                 f"inputs {expected_inputs}\n{stack.logs()}")
+    assert final[0] == expected_categories
+    # All twelve categories exist (pre-created at 0) and nothing else does.
+    assert set(final[0]) == set(CATEGORIES)
+
+    # Prometheus's numbers are the worker's own.
+    for category in CATEGORIES:
+        assert worker.metric_sum("enrollment_failures_total", failure_category=category) == \
+            expected_categories[category], category
+
+    # The live exposition, after real traffic, passes promtool's linter ...
+    code, body = worker.get("/metrics")
+    assert code == 200
+    lint = subprocess.run([_tool("promtool"), "check", "metrics"], input=body,
+                          capture_output=True, timeout=60, check=False)
+    assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout + lint.stderr
+    # ... and exposes exactly the names the deploy/ checks were given, the consumer-lag gauge
+    # included (measured from the worker's position, so it works in exactly-once mode too),
+    # and the lag has drained to zero now that everything was processed.
+    wait_for(lambda: sample_names(worker.get("/metrics")[1].decode()) == known_metric_names(),
+             30, "every metric name, lag included, on the live /metrics")
+    wait_for(lambda: worker.metric_sum("enrollment_consumer_lag_messages") == 0, 30,
+             "consumer lag to reach zero")
+
+    assert worker.terminate()[0] == 0, worker.logs()
+
+
+# --- 2. a spike of one category fires, a steady one stays quiet ---------------------------
+
+
+class Traffic(threading.Thread):
+    """Produces one flat event per category on a fixed schedule until ``stop`` (or its own
+    deadline): steady categories every STEADY_PERIOD_S, plus a burst once ``burst()`` is
+    called. A late turn is not caught up with: the next event of that category comes at least
+    3/4 of a period later, so two steady events never share a 5 s rate window."""
+
+    def __init__(self, bootstrap: str, topic: str, steady: tuple[str, ...],
+                 max_seconds: float) -> None:
+        super().__init__(name="e2e-traffic", daemon=True)
+        self.bootstrap, self.topic = bootstrap, topic
+        self.stop_event = threading.Event()
+        self.deadline = time.monotonic() + max_seconds
+        self.lock = threading.Lock()
+        now = time.monotonic()
+        # category -> (period, next due); steady categories are spread over the period.
+        self.schedule: dict[str, tuple[float, float]] = {
+            c: (STEADY_PERIOD_S, now + i * STEADY_PERIOD_S / len(steady))
+            for i, c in enumerate(steady)}
+        self.burst_category: str | None = None
+        self.sent: Counter[str] = Counter()
+        self.errors: list[str] = []
+
+    def burst(self, category: str) -> None:
+        with self.lock:
+            self.burst_category = category
+            self.schedule[f"burst:{category}"] = (BURST_PERIOD_S, time.monotonic())
+
+    def end_burst(self) -> None:
+        with self.lock:
+            self.schedule = {k: v for k, v in self.schedule.items()
+                             if not k.startswith("burst:")}
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(30)
+
+    def run(self) -> None:
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 0})
+
+        def report(err: Any, _msg: Any) -> None:
+            if err is not None:
+                self.errors.append(str(err))
+
+        try:
+            while not self.stop_event.is_set() and time.monotonic() < self.deadline:
+                now = time.monotonic()
+                with self.lock:
+                    for key, (period, due) in list(self.schedule.items()):
+                        if due > now:
+                            continue
+                        category = key.removeprefix("burst:")
+                        producer.produce(self.topic, flat_event(category, key),
+                                         on_delivery=report)
+                        self.sent[key] += 1
+                        self.schedule[key] = (period, max(due + period, now + 0.75 * period))
+                    next_due = min((due for _, due in self.schedule.values()), default=now + 1)
+                producer.poll(0)
+                self.stop_event.wait(min(max(next_due - time.monotonic(), 0.01), 0.5))
+        except Exception as exc:  # reported by the test, not lost in the thread
+            self.errors.append(repr(exc))
+        finally:
+            if producer.flush(10) != 0:
+                self.errors.append("undelivered events at the end")
+
+
+class SpikeWatch:
+    """Reads the spike alert of one Prometheus: the live alerts, and its own ALERTS history."""
+
+    def __init__(self, prometheus: PrometheusServer) -> None:
+        self.prometheus = prometheus
+        self.seen: list[tuple[float, str, str]] = []  # (time, category, state) of every poll
+
+    def alerts(self) -> dict[str, dict[str, Any]]:
+        """Active (pending or firing) spike alerts by category."""
+        current = {a["labels"]["failure_category"]: a for a in self.prometheus.alerts()
+                   if a["labels"].get("alertname") == SPIKE}
+        self.seen.extend((time.time(), c, a["state"]) for c, a in current.items())
+        return current
+
+    def history(self, start: float, end: float, state: str | None = None) -> set[str]:
+        """Categories with a spike alert (in ``state``, else pending or firing) at any rule
+        evaluation in [start, end]. ALERTS is written at every evaluation, so nothing between
+        two polls of /api/v1/alerts is missed."""
+        window = max(1, math.floor(end - start))  # never reaches back before start
+        matcher = f'alertname="{SPIKE}"' + (f', alertstate="{state}"' if state else "")
+        return set(self.prometheus.by_label(
+            f"count by (failure_category) (count_over_time(ALERTS{{{matcher}}}[{window}s]))",
+            "failure_category", at=end))
+
+
+def check_loaded_spike_rule(prometheus: PrometheusServer) -> None:
+    """The rule Prometheus evaluates is the production rule with the windows divided by 60."""
+    rules = poll(prometheus.alerting_rules, lambda r: SPIKE in r, 30, "the rules to load",
+                 context=prometheus.logs)
+    spike = rules[SPIKE]
+    assert spike["duration"] == 10, spike
+    for rendered in ("[5s]", "[1m] offset 5s", "offset 1m", "> 0.05", "> 0.2"):
+        assert rendered in spike["query"], (rendered, spike["query"])
+    assert not any(w in spike["query"] for w in ("[5m]", "[1h]", "offset 1h")), spike["query"]
+
+
+def wait_for_baselines(prometheus: PrometheusServer, watch: SpikeWatch,
+                       context: Callable[[], str]) -> dict[str, float]:
+    """Until both categories have a sample 1m back (so the rule compares them with their own
+    baseline) and a 1m baseline rate near 1/6 per second; returns the baselines."""
+    old = f'sum by (failure_category) (enrollment_failures_total{{job="{JOB}"}} offset 1m)'
+    rate = (f"sum by (failure_category) "
+            f'(rate(enrollment_failures_total{{job="{JOB}"}}[1m] offset 5s))')
+
+    def baselines() -> dict[str, float]:
+        watch.alerts()
+        rates = prometheus.by_label(rate, "failure_category")
+        exists = prometheus.by_label(old, "failure_category")
+        return {c: rates.get(c, 0.0) for c in (STEADY, SPIKING) if c in exists}
+
+    ready = poll(baselines, lambda b: len(b) == 2 and min(b.values()) >= 0.1,
+                 BASELINE_TIMEOUT_S, "both categories to have a baseline", interval=1.0,
+                 context=context)
+    assert max(ready.values()) <= 0.25, ready  # the steady traffic really is ~1/6 per second
+    return ready
+
+
+@pytest.mark.slow
+def test_a_spiking_category_fires_the_spike_alert_while_a_steady_one_stays_quiet(
+        stack: Stack, topics: Callable[[int], Topics]) -> None:
+    t = topics(1)
+    worker = stack.worker(t)
+    prometheus = stack.prometheus(worker)
+    check_loaded_spike_rule(prometheus)
+    wait_first_scrape(prometheus)
+    watch = SpikeWatch(prometheus)
+    started_at = time.time()
+    traffic = Traffic(stack.bootstrap, t.input, (STEADY, SPIKING), max_seconds=240)
+    traffic.start()
+
+    def context() -> str:
+        return (f"traffic sent {dict(traffic.sent)}, errors {traffic.errors}\n"
+                f"spike alerts seen {watch.seen[-20:]}\n{stack.logs()}")
+
+    try:
+        # 1. Steady traffic until both categories have a baseline. An evaluation just before
+        # the gate may still have treated them as new: let one more evaluation pass.
+        ready = wait_for_baselines(prometheus, watch, context)
+        time.sleep(2)
+        baseline_at = time.time()
+        assert watch.history(started_at, baseline_at, "firing") == set(), context()
+
+        # 2. Burst one category until its alert fires.
+        burst_at = time.time()
+        traffic.burst(SPIKING)
+        firing = poll(watch.alerts, lambda a: a.get(SPIKING, {}).get("state") == "firing",
+                      FIRING_TIMEOUT_S, f"{SPIKE} to fire for {SPIKING}", context=context)
+        fired_at = time.time()
+        traffic.end_burst()
+        alert = firing[SPIKING]
+        assert STEADY not in firing, firing
+        assert alert["labels"]["severity"] == "warning"
+        assert SPIKING in alert["annotations"]["summary"]
+        assert alert["annotations"]["runbook_url"] == f"deploy/RUNBOOK.md#spike-{SPIKING}"
+        assert float(alert["value"]) > 3 * max(ready.values()), alert
+        # It went pending during the burst, not before it.
+        assert _rfc3339_seconds(alert["activeAt"]) >= burst_at - 1, (alert, burst_at)
+
+        # 3. From Prometheus's own record: the steady category never fired, and once the
+        # baselines existed nothing but the bursting category was even pending.
+        now = time.time()
+        print(f"traffic from t=0; baselines at +{baseline_at - started_at:.1f}s {ready}; "
+              f"burst at +{burst_at - started_at:.1f}s; firing at +{fired_at - started_at:.1f}s"
+              f" (value {float(alert['value']):.2f}/s); pending before the baselines (new-"
+              f"category branch, one event in 5 s reads 0.25/s): "
+              f"{watch.history(started_at, baseline_at, 'pending')}")
+        assert watch.history(started_at, now, "firing") == {SPIKING}, context()
+        assert watch.history(baseline_at, now) == {SPIKING}, context()
+    finally:
+        traffic.stop()
+    assert not traffic.is_alive()
+    assert not traffic.errors, traffic.errors
+    assert traffic.sent[STEADY] >= 8 and traffic.sent[f"burst:{SPIKING}"] >= 20, traffic.sent
+    assert worker.terminate()[0] == 0, worker.logs()
+
+
+def _rfc3339_seconds(text: str) -> float:
+    """Unix seconds of an RFC 3339 timestamp as Prometheus writes it (nanoseconds allowed)."""
+    head, _, rest = text.partition(".")
+    fraction = ""
+    if rest:
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        fraction, rest = f".{digits[:6]}", rest[len(digits):]
+    return datetime.fromisoformat(f"{head}{fraction}{rest.replace('Z', '+00:00')}").timestamp()
+
+
+# --- the worker's exposition, without a broker ---------------------------------------------
+
+
+def test_worker_exposition_passes_promtool_check_metrics() -> None:
+    """The worker's real metric declarations (tests/deploy/metric_names.worker_exposition(),
+    the source of known_metric_names()) are clean for promtool's linter."""
+    promtool = _tool("promtool")
+    text = worker_exposition()
+    assert "enrollment_consumer_lag_messages{" in text  # the lag gauge has a sample
+    result = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                            capture_output=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not result.stdout.strip() and not result.stderr.strip(), result.stdout + result.stderr
+    names = known_metric_names()
+    assert {"enrollment_failures_total", "enrollment_consumer_lag_messages",
+            "enrollment_batch_duration_seconds_bucket"} <= names
