@@ -95,8 +95,10 @@ class Committer(Protocol):
 
 class _Base:
     def __init__(self, consumer: Consumer, producer: Producer, *, clock: Clock,
-                 op_timeout_s: float = 30.0, produce_block_s: float = 60.0) -> None:
+                 op_timeout_s: float = 30.0, produce_block_s: float = 60.0,
+                 on_backpressure: Callable[[], None] = lambda: None) -> None:
         self.consumer, self.producer, self.clock = consumer, producer, clock
+        self.on_backpressure = on_backpressure
         self.op_timeout_s, self.produce_block_s = op_timeout_s, produce_block_s
         self.window = Window()
 
@@ -118,6 +120,7 @@ class _Base:
                 if self.clock() > deadline:
                     raise WindowAborted(f"producer queue still full after "
                                         f"{self.produce_block_s:.0f}s") from None
+                self.on_backpressure()
                 self.producer.poll(0.1)
 
     def _rewind(self) -> None:

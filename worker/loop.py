@@ -103,8 +103,9 @@ class StreamWorker:
         self.fatal: KafkaError | None = None
         self.consumer, self.producer = create_clients(settings, on_stats=self._on_stats,
                                                       on_error=self._on_error)
-        self.committer: Committer = make_committer(settings.guarantee, self.consumer,
-                                                   self.producer, clock=clock)
+        self.committer: Committer = make_committer(
+            settings.guarantee, self.consumer, self.producer, clock=clock,
+            on_backpressure=metrics.backpressure.inc)
         self.policy = CommitPolicy(max_interval_s=settings.batch_timeout_ms / 1000)
         self.assigned: set[tuple[str, int]] = set()
         self.stop = threading.Event()  # run()'s, so that a back-off ends at shutdown

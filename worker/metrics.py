@@ -90,6 +90,9 @@ class WorkerMetrics:
         self.kafka_errors = PromCounter(
             "enrollment_kafka_errors", "Kafka client errors, by what the worker does about them.",
             ["kind"], registry=registry)
+        self.backpressure = PromCounter(
+            "enrollment_backpressure_waits", "Times a full producer queue made the loop wait.",
+            registry=registry)
         self.ready = Gauge("enrollment_worker_ready", "1 when the worker is ready.",
                            registry=registry)
         self.last_progress = Gauge(

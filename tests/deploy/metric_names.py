@@ -33,6 +33,7 @@ WORKER_METRICS: dict[str, str] = {
     "enrollment_input_messages": "counter",
     "enrollment_transactions": "counter",
     "enrollment_kafka_errors": "counter",
+    "enrollment_backpressure_waits": "counter",
     "enrollment_batch_duration_seconds": "histogram",
     "enrollment_batch_size": "histogram",
     "enrollment_consumer_lag_messages": "gauge",

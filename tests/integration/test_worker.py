@@ -170,3 +170,21 @@ def test_worker_started_before_the_broker_serves_probes_then_processes(
         assert worker.terminate()[0] == 0
     finally:
         broker.close()
+
+
+def test_a_full_producer_queue_makes_the_worker_wait_not_drop(
+        kafka_bootstrap: str, topics: Callable[[int], Topics], unique_group: str,
+        workers: list[WorkerProcess], tmp_path: Path) -> None:
+    t = topics(2)
+    produced = produce_samples(kafka_bootstrap, t.input, samples(400, seed=16))
+    counts = produced.counts()
+    # A queue of 5 messages overflows on nearly every batch (envelopes hold up to 20 events).
+    worker = WorkerProcess(kafka_bootstrap, t, unique_group, log_dir=tmp_path, env={
+        "RDKAFKA_PRODUCER_QUEUE_BUFFERING_MAX_MESSAGES": "5"}).start()
+    workers.append(worker)
+    outputs = read_topic(kafka_bootstrap, t.output, expect=counts["classified"])
+    dead = read_topic(kafka_bootstrap, t.dead, expect=counts["dead_letter"])
+    check_against_oracle(outputs, dead, produced)
+    assert worker.metric("enrollment_backpressure_waits_total") > 0  # the path was taken
+    assert worker.metric("enrollment_transactions_total", result="aborted") == 0
+    assert worker.terminate()[0] == 0
