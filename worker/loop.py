@@ -214,11 +214,13 @@ class StreamWorker:
         outcomes = classify_message(message.value(), Source(topic, partition, offset),
                                     self.options)
         window = self.committer.window
+        output_headers: Headers | None = None  # shared by every record of this message
         for outcome in outcomes:
             if isinstance(outcome, Classified):
-                self.committer.produce(
-                    self.settings.output_topic, outcome.value, outcome.key,
-                    provenance_headers(topic, partition, offset, None) + _JSON)
+                if output_headers is None:
+                    output_headers = provenance_headers(topic, partition, offset, None) + _JSON
+                self.committer.produce(self.settings.output_topic, outcome.value, outcome.key,
+                                       output_headers)
             elif isinstance(outcome, DeadLetter):
                 headers = [*(message.headers() or []),
                            *provenance_headers(topic, partition, offset, outcome.index),
