@@ -57,11 +57,25 @@ def error_kind(err: KafkaError) -> ErrorKind:
 
 def consumer_error_kind(err: KafkaError) -> ErrorKind:
     """What to do about an error delivered in place of a message, or to error_cb."""
-    if err.fatal() or err.code() in AUTH_CODES:
+    if err.fatal() or err.code() in AUTH_CODES or _certificate_refused(err):
         return "fatal"
     if err.code() in _TRANSIENT_CONSUMER_CODES or err.retriable():
         return "retriable"
     return "retriable"  # a consumer keeps reconnecting on its own; log it and go on
+
+
+# A broker that refuses our client certificate sends a TLS alert, which librdkafka reports as
+# a plain _TRANSPORT error ("ssl/tls alert bad certificate"); reconnecting will not fix it.
+_CERTIFICATE_ALERTS = ("alert bad certificate", "alert certificate unknown", "alert unknown ca",
+                       "alert certificate required", "alert certificate expired",
+                       "alert certificate revoked", "alert unsupported certificate")
+
+
+def _certificate_refused(err: KafkaError) -> bool:
+    if err.code() != KafkaError._TRANSPORT:
+        return False
+    text = err.str().lower()
+    return any(alert in text for alert in _CERTIFICATE_ALERTS)
 
 
 def kafka_error(exc: BaseException) -> KafkaError | None:

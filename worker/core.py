@@ -307,6 +307,11 @@ def _dead_letter(rejection: Rejection, value: bytes | None, source: Source, opti
     kept = payload[:limit]
     try:
         text, encoding = kept.decode("utf-8"), "utf-8"
+        # JSON escapes control characters to six bytes each, so text can encode far larger
+        # than the bytes it keeps; base64 never exceeds 4/3. The dead letter must stay within
+        # the producer's message size, or one bad message would stop the worker every time.
+        if len(orjson.dumps(text)) > len(kept) * 4 // 3 + 8:
+            text, encoding = base64.b64encode(kept).decode("ascii"), "base64"
     except UnicodeDecodeError:
         text, encoding = base64.b64encode(kept).decode("ascii"), "base64"
     digest = hashlib.sha256(payload).hexdigest()

@@ -65,7 +65,7 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
     stats_interval_ms: int = Field(5000, ge=0, description="librdkafka statistics (consumer "
                                    "lag) interval; 0 turns them off")
-    kafka_config: dict[str, SecretStr | str] = Field(
+    kafka_config: dict[str, str | SecretStr] = Field(
         default_factory=dict, description="librdkafka properties passed to every client")
 
     @field_validator("log_level", mode="before")
