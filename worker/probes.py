@@ -25,7 +25,8 @@ StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 @dataclass(slots=True)
 class Health:
-    """Loop state read by the probes. Written by the loop thread only."""
+    """Loop state read by the probes. Written by the loop thread, except that the commit
+    watcher in worker.loop may mark the broker unreachable while a commit hangs."""
 
     clock: Callable[[], float]
     liveness_timeout_s: float = 120.0
