@@ -112,8 +112,10 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         # Cheap rebalances: members keep their partitions while others join or leave.
         "partition.assignment.strategy": "cooperative-sticky",
         # librdkafka prefetches up to 64 MiB per consumer by default; 16 MiB keeps memory flat
-        # under a backlog without starving the batches.
+        # under a backlog. With a smaller queue the fetcher hits the limit often, and its
+        # default 1 s back-off then starves the loop; 20 ms keeps it fed.
         "queued.max.messages.kbytes": 16384,
+        "fetch.queue.backoff.ms": 20,
         "statistics.interval.ms": settings.stats_interval_ms,
         **common,
         **only,
@@ -133,6 +135,9 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "compression.type": "lz4",
         # The default 1 GiB queue would let a stalled broker eat the pod's memory.
         "queue.buffering.max.kbytes": 65536,
+        # A Python callback per delivered message costs more than classifying it; failures
+        # are all the committers need (transactions report the rest at commit).
+        "delivery.report.only.error": True,
         **common,
         **only,
     }
@@ -147,12 +152,15 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 
 
 def create_clients(settings: Settings, *, on_stats: Callable[[str], None],
-                   on_error: Callable[[KafkaError], None]) -> tuple[Consumer, Producer]:
+                   on_error: Callable[[KafkaError], None],
+                   on_delivery: Callable[[KafkaError | None, Any], None],
+                   ) -> tuple[Consumer, Producer]:
     """Build both clients. Raises KafkaException on invalid configuration."""
     # librdkafka's own log lines go through Python logging, so they come out as JSON too.
     consumer = Consumer({**consumer_config(settings), "stats_cb": on_stats, "error_cb": on_error,
                          "logger": logging.getLogger("librdkafka.consumer")})
     producer = Producer({**producer_config(settings), "error_cb": on_error,
+                         "on_delivery": on_delivery,
                          "logger": logging.getLogger("librdkafka.producer")})
     return consumer, producer
 

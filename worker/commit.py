@@ -85,6 +85,7 @@ class Committer(Protocol):
     window: Window
 
     def start(self) -> None: ...
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None: ...
     def produce(self, topic: str, value: bytes, key: bytes | None,
                 headers: Headers) -> None: ...
     def commit(self) -> Tally | None: ...
@@ -101,30 +102,49 @@ class _Base:
         self.on_backpressure = on_backpressure
         self.op_timeout_s, self.produce_block_s = op_timeout_s, produce_block_s
         self.window = Window()
+        self.leaving: set[tuple[str, int]] = set()  # partitions a rebalance is taking away
 
-    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+    def _while_leaving(self, partitions: list[TopicPartition], action: Callable[[], T]) -> T:
+        self.leaving = {(p.topic, p.partition) for p in partitions}
+        try:
+            return action()
+        finally:
+            self.leaving = set()
+
+    def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        """The producer's delivery callback; it only reports failures (see clients.py)."""
         if err is not None:
             self.window.delivery_errors.append(err)
 
     def _produce(self, topic: str, value: bytes, key: bytes | None,
                  headers: Headers) -> None:
+        try:
+            self.producer.produce(topic, value, key, headers=headers)
+        except BufferError:
+            self._produce_when_room(topic, value, key, headers)
+
+    def _produce_when_room(self, topic: str, value: bytes, key: bytes | None,
+                           headers: Headers) -> None:
+        # Backpressure: the local queue is full. Serve delivery reports to make room and try
+        # the same message again; never drop it.
         deadline = self.clock() + self.produce_block_s
         while True:
+            if self.clock() > deadline:
+                raise WindowAborted(f"producer queue still full after "
+                                    f"{self.produce_block_s:.0f}s")
+            self.on_backpressure()
+            self.producer.poll(0.1)
             try:
-                self.producer.produce(topic, value, key, headers=headers,
-                                      on_delivery=self._on_delivery)
+                self.producer.produce(topic, value, key, headers=headers)
                 return
             except BufferError:
-                # Backpressure: the local queue is full. Serve delivery reports to make room
-                # and try the same message again; never drop it.
-                if self.clock() > deadline:
-                    raise WindowAborted(f"producer queue still full after "
-                                        f"{self.produce_block_s:.0f}s") from None
-                self.on_backpressure()
-                self.producer.poll(0.1)
+                continue
 
     def _rewind(self) -> None:
+        # Partitions being revoked or lost are not ours to seek: the client unassigns them
+        # when the callback returns, and a seek racing that makes librdkafka abort the process.
         assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        assigned -= self.leaving
         for (topic, partition), offset in self.window.first.items():
             if (topic, partition) in assigned:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
@@ -206,11 +226,11 @@ class TransactionalCommitter(_Base):
     def on_revoke(self, partitions: list[TopicPartition]) -> Tally | None:
         # Offsets of revoked partitions can still be committed inside the callback, before
         # they are handed over; committing the whole window keeps the logic in one path.
-        return self.commit()
+        return self._while_leaving(partitions, self.commit)
 
     def on_lost(self, partitions: list[TopicPartition]) -> None:
         # Lost partitions may already belong to another member: nothing of ours may commit.
-        self.abort()
+        self._while_leaving(partitions, self.abort)
 
 
 class AckedCommitter(_Base):
@@ -228,7 +248,6 @@ class AckedCommitter(_Base):
             if err is not None and error_kind(err) == "fatal":
                 raise FatalKafkaError(f"produce: {err}") from exc
             raise WindowAborted(f"produce to {topic}: {err}") from exc
-        self.producer.poll(0)
 
     def commit(self) -> Tally | None:
         window = self.window
@@ -255,11 +274,11 @@ class AckedCommitter(_Base):
         self._rewind()
 
     def on_revoke(self, partitions: list[TopicPartition]) -> Tally | None:
-        return self.commit()
+        return self._while_leaving(partitions, self.commit)
 
     def on_lost(self, partitions: list[TopicPartition]) -> None:
         self.producer.flush(self.op_timeout_s)
-        self._rewind()
+        self._while_leaving(partitions, self._rewind)
 
 
 def make_committer(guarantee: str, consumer: Consumer, producer: Producer, *,

@@ -103,8 +103,10 @@ class StreamWorker:
             pseudonymize_key=(settings.pseudonymize_key.get_secret_value().encode()
                               if settings.pseudonymize_key else None))
         self.fatal: KafkaError | None = None
-        self.consumer, self.producer = create_clients(settings, on_stats=self._on_stats,
-                                                      on_error=self._on_error)
+        self.consumer, self.producer = create_clients(
+            settings, on_stats=self._on_stats, on_error=self._on_error,
+            # A lambda: the committer is only created below, from these clients.
+            on_delivery=lambda err, msg: self.committer.on_delivery(err, msg))  # noqa: PLW0108
         self.committer: Committer = make_committer(
             settings.guarantee, self.consumer, self.producer, clock=clock,
             on_backpressure=metrics.backpressure.inc)
@@ -177,8 +179,7 @@ class StreamWorker:
     # ------------------------------------------------------------------ one turn of the loop
     def _turn(self) -> None:
         aborts = self.aborts_in_row
-        messages = self.consumer.consume(self.settings.batch_size,
-                                         self.settings.batch_timeout_ms / 1000)
+        messages = self._next_batch()
         now = self.clock()
         self.health.beat()
         self.metrics.last_progress.set(time.time())
@@ -197,6 +198,7 @@ class StreamWorker:
                                                     cast(int, message.partition()),
                                                     cast(int, message.offset()))
                 self.committer.abort()
+        self.producer.poll(0)  # serve delivery failures and producer errors once a turn
         if self.policy.due(self.clock(), self.committer.window.opened_at,
                            self.committer.window.tally.messages):
             self._commit()
@@ -205,6 +207,25 @@ class StreamWorker:
             # The same input is read again at once: a lasting cause (a missing output topic)
             # must not become a hot loop of aborts. 0.1 s, doubling up to 5 s.
             self.stop.wait(min(0.1 * 2 ** min(self.aborts_in_row - 1, 6), 5.0))
+
+    def _next_batch(self) -> list[Message]:
+        """What is waiting now, without waiting; else wait for the first message only.
+
+        consume(n, timeout) waits the whole timeout unless n messages arrive, which at a low
+        rate adds the timeout to every event's latency. poll() returns with the first.
+        """
+        size = self.settings.batch_size
+        messages = self.consumer.consume(size, 0)
+        if messages:
+            return messages
+        opened = self.committer.window.opened_at
+        wait = self.settings.batch_timeout_ms / 1000
+        if opened is not None:  # wake up in time to close the open window
+            wait = max(0.0, min(wait, opened + self.policy.max_interval_s - self.clock()))
+        first = self.consumer.poll(wait)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(size - 1, 0)] if size > 1 else [first]
 
     def _process(self, message: Message, now: float) -> None:
         err = message.error()

@@ -454,7 +454,10 @@ def test_broker_killed_mid_stream_and_restarted_on_its_data_dir(rig: Rig) -> Non
     killed_at = time.monotonic()
     rig.wait(lambda: poller.first(False, killed_at) is not None, 30, "/readyz to go false",
              worker)
-    time.sleep(max(0.0, killed_at + 10.0 - time.monotonic()))
+    # A little longer than the session timeout, so the group session expires during the
+    # outage and the lost-partitions path runs too (it once crashed librdkafka: a seek on a
+    # partition being unassigned).
+    time.sleep(max(0.0, killed_at + SESSION_TIMEOUT_S + 3.0 - time.monotonic()))
     assert worker.alive(), worker.logs()
     restart_at = time.monotonic()
     broker.start()  # same data dir, same ports
@@ -484,6 +487,8 @@ def test_broker_killed_mid_stream_and_restarted_on_its_data_dir(rig: Rig) -> Non
     assert f.lost == 0 and f.duplicated == 0 and f.unexpected == 0, (f, worker.logs())
     check_against_oracle(outputs, dead, produced)
     assert worker.metric("enrollment_worker_ready") == 1
+    print("FAULT broker-kill-eos: lost-partitions path ran:",
+          "partitions lost" in worker.log_path.read_text())
     assert worker.terminate()[0] == 0, worker.logs()
 
 
