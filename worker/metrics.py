@@ -44,18 +44,18 @@ class Tally:
     evidence: Counter[str] = field(default_factory=Counter)
 
     def add(self, outcome: Outcome) -> None:
-        match outcome:
-            case Classified():
-                self.outcomes["classified"] += 1
-                self.failures[(outcome.category.name, outcome.os_label,
-                               outcome.enrollment_type_label)] += 1
-                self.evidence[outcome.evidence.value] += 1
-            case DeadLetter():
-                self.outcomes["dead_lettered"] += 1
-                self.dead_letters[outcome.error_class] += 1
-            case Skipped():
-                self.outcomes["skipped_success" if outcome.reason == "success"
-                              else "skipped_other"] += 1
+        # Runs once per event: plain class checks, the common case first.
+        if outcome.__class__ is Classified:
+            c: Classified = outcome
+            self.outcomes["classified"] += 1
+            self.failures[(c.category.name, c.os_label, c.enrollment_type_label)] += 1
+            self.evidence[c.evidence.value] += 1
+        elif isinstance(outcome, DeadLetter):
+            self.outcomes["dead_lettered"] += 1
+            self.dead_letters[outcome.error_class] += 1
+        elif isinstance(outcome, Skipped):
+            self.outcomes["skipped_success" if outcome.reason == "success"
+                          else "skipped_other"] += 1
 
 
 class WorkerMetrics:
