@@ -194,7 +194,7 @@ def _read_fields(record: RawRecord) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     # Graph events and log rows name each field once: skip the inner loop (it is per field,
     # per event, and the hottest Python code in the worker).
-    single = _SINGLE_KEY[record.shape]
+    single, limit = _SINGLE_KEY[record.shape], MAX_FIELD_CHARS
     for name, keys in _FIELD_PLAN[record.shape]:
         if single:
             value: Any = fget(keys[0])
@@ -206,7 +206,7 @@ def _read_fields(record: RawRecord) -> dict[str, str | None]:
                     break
         cls = value.__class__
         if cls is str:
-            out[name] = value[:MAX_FIELD_CHARS] or None
+            out[name] = value[:limit] or None
         elif cls is int or cls is float:
             out[name] = str(value)
         else:  # None, or a nested object/list: not a scalar we can show

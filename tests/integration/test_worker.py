@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.integration.support import (
@@ -187,4 +188,36 @@ def test_a_full_producer_queue_makes_the_worker_wait_not_drop(
     check_against_oracle(outputs, dead, produced)
     assert worker.metric("enrollment_backpressure_waits_total") > 0  # the path was taken
     assert worker.metric("enrollment_transactions_total", result="aborted") == 0
+    assert worker.terminate()[0] == 0
+
+
+def test_pseudonymisation_setting_hides_identities_in_outputs(
+        kafka_bootstrap: str, topics: Callable[[int], Topics], unique_group: str,
+        workers: list[WorkerProcess], tmp_path: Path) -> None:
+    from confluent_kafka import Producer
+
+    from worker.examples import GRAPH_EVENT
+
+    t = topics(1)
+    event = {**GRAPH_EVENT, "userPrincipalName": "ada@contoso.com",
+             "failureReason": "ada@contoso.com has no license"}
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(t.input, orjson.dumps(event))
+    producer.produce(t.input, b"not json, from ada@contoso.com")
+    assert producer.flush(30) == 0
+    key_file = tmp_path / "pseudonym.key"
+    key_file.write_text("a-long-random-secret")
+    worker = WorkerProcess(kafka_bootstrap, t, unique_group, log_dir=tmp_path,
+                           env={"CLASSIFIER_PSEUDONYMIZE_KEY_FILE": str(key_file)}).start()
+    workers.append(worker)
+    (out,) = read_topic(kafka_bootstrap, t.output, expect=1)
+    (dead,) = read_topic(kafka_bootstrap, t.dead, expect=1)
+    text = orjson.dumps(out.value).decode() + orjson.dumps(dead.value).decode()
+    for identity in ("ada@contoso.com", GRAPH_EVENT["userId"], GRAPH_EVENT["deviceId"],
+                     GRAPH_EVENT["managedDeviceIdentifier"]):
+        assert identity not in text
+    assert out.value["user"]["userPrincipalName"].startswith("hmac:")
+    assert out.key is not None and GRAPH_EVENT["managedDeviceIdentifier"].encode() != out.key
+    assert out.value["detailReason"] == "userNotLicensed"
+    assert "a-long-random-secret" not in worker.log_path.read_text()
     assert worker.terminate()[0] == 0
