@@ -116,12 +116,19 @@ class _Base:
         if err is not None:
             self.window.delivery_errors.append(err)
 
-    def _produce(self, topic: str, value: bytes, key: bytes | None,
-                 headers: Headers) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None,
+                headers: Headers) -> None:
+        """Queue one output. Raises WindowAborted (re-read) or FatalKafkaError (exit)."""
         try:
-            self.producer.produce(topic, value, key, headers=headers)
-        except BufferError:
-            self._produce_when_room(topic, value, key, headers)
+            try:
+                self.producer.produce(topic, value, key, headers=headers)
+            except BufferError:
+                self._produce_when_room(topic, value, key, headers)
+        except KafkaException as exc:
+            err = kafka_error(exc)
+            if err is not None and error_kind(err) == "fatal":
+                raise FatalKafkaError(f"produce: {err}") from exc
+            raise WindowAborted(f"produce to {topic}: {err}") from exc
 
     def _produce_when_room(self, topic: str, value: bytes, key: bytes | None,
                            headers: Headers) -> None:
@@ -182,13 +189,7 @@ class TransactionalCommitter(_Base):
     def produce(self, topic: str, value: bytes, key: bytes | None,
                 headers: Headers) -> None:
         self._begin()
-        try:
-            self._produce(topic, value, key, headers)
-        except KafkaException as exc:
-            err = kafka_error(exc)
-            if err is not None and error_kind(err) == "fatal":
-                raise FatalKafkaError(f"produce: {err}") from exc
-            raise WindowAborted(f"produce to {topic}: {err}") from exc
+        super().produce(topic, value, key, headers)
 
     def _begin(self) -> None:
         if not self.in_transaction:
@@ -238,16 +239,6 @@ class AckedCommitter(_Base):
 
     def start(self) -> None:
         return None
-
-    def produce(self, topic: str, value: bytes, key: bytes | None,
-                headers: Headers) -> None:
-        try:
-            self._produce(topic, value, key, headers)
-        except KafkaException as exc:
-            err = kafka_error(exc)
-            if err is not None and error_kind(err) == "fatal":
-                raise FatalKafkaError(f"produce: {err}") from exc
-            raise WindowAborted(f"produce to {topic}: {err}") from exc
 
     def commit(self) -> Tally | None:
         window = self.window
