@@ -101,7 +101,7 @@ def _looks_like_page(doc: dict[str, Any]) -> bool:
 
 
 def _record(item: Any, index: int | None) -> Decoded:
-    if not isinstance(item, dict):
+    if item.__class__ is not dict:  # JSON objects decode to exactly dict
         return Rejection("not_object", f"record is {_kind(item)}, expected an object", index, item)
     props = item.get("properties")
     if props is None:
@@ -109,13 +109,13 @@ def _record(item: Any, index: int | None) -> Decoded:
     if props is None:
         shape: Shape = "graphEvent" if _is_graph(item) else "flat"
         return RawRecord(shape, item, item, index)
-    if isinstance(props, str):
+    if props.__class__ is str:
         try:
             props = orjson.loads(props)
         except orjson.JSONDecodeError as exc:
             return Rejection("bad_nested_json", f"properties is not valid JSON: {_short(exc)}",
                              index, item)
-    if not isinstance(props, dict):
+    if props.__class__ is not dict:
         return Rejection("wrong_type", f"properties is {_kind(props)}, expected an object",
                          index, item)
     return RawRecord("diagnosticLog", item, props, index)

@@ -220,24 +220,27 @@ def _skip_reason(record: RawRecord,
     operation = row.get("operationName")
     if operation is None:
         operation = row.get("OperationName")
-    if operation.__class__ is str and not _is_enrollment_operation(operation):
+    result = row.get("resultType")  # where diagnostic settings put it; LA exports say Result
+    if result is None:
+        result = _first_present(row, catalog.RESULT_FIELDS)
+        if result is None and fields is not row:
+            result = _first_present(fields, catalog.RESULT_FIELDS)
+    verdict = _row_verdict(operation if operation.__class__ is str else None,
+                           result if result.__class__ is str else None)
+    if verdict == "no_result":
+        return "success" if state == "notApplicable" else None
+    return None if verdict == "failure" else verdict
+
+
+@lru_cache(maxsize=512)
+def _row_verdict(operation: str | None, result: str | None
+                 ) -> Literal["not_enrollment", "success", "failure", "no_result"]:
+    """What a log row's operation and result columns say, cached: they repeat endlessly."""
+    if operation is not None and "enrollment" not in fold(operation[:200]):
         return "not_enrollment"
-    result = _first_present(row, catalog.RESULT_FIELDS)
-    if result is None and fields is not row:
-        result = _first_present(fields, catalog.RESULT_FIELDS)
-    if result.__class__ is str:
-        return "success" if _is_success(result) else None
-    return "success" if state == "notApplicable" else None
-
-
-@lru_cache(maxsize=256)
-def _is_enrollment_operation(operation: str) -> bool:
-    return "enrollment" in fold(operation[:200])
-
-
-@lru_cache(maxsize=256)
-def _is_success(result: str) -> bool:
-    return fold(result[:200]) in catalog.SUCCESS_FOLDED
+    if result is None:
+        return "no_result"
+    return "success" if fold(result[:200]) in catalog.SUCCESS_FOLDED else "failure"
 
 
 def _first_present(mapping: dict[str, Any], names: tuple[str, ...]) -> Any:
