@@ -102,5 +102,16 @@ def new_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
 
 
 @pytest.fixture
+def topics(new_topic: Callable[..., str]) -> Callable[[int], Any]:
+    """Factory: ``topics(partitions)`` makes a worker's input, output and dead-letter topics."""
+    from tests.integration.support import Topics
+
+    def make(partitions: int = 3) -> Topics:
+        return Topics(new_topic(partitions, "raw"), new_topic(partitions, "out"),
+                      new_topic(1, "dlq"))
+    return make
+
+
+@pytest.fixture
 def unique_group() -> str:
     return f"it-group-{uuid.uuid4().hex[:12]}"

@@ -296,13 +296,6 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
 
 
 # ---------------------------------------------------------------------------------- fixtures
-@pytest.fixture
-def topics(new_topic: Callable[..., str]) -> Callable[[int], Topics]:
-    def make(partitions: int = 3) -> Topics:
-        return Topics(new_topic(partitions, "raw"), new_topic(partitions, "out"),
-                      new_topic(1, "dlq"))
-    return make
-
 
 @dataclass
 class Rig:

@@ -262,13 +262,6 @@ def stack(prometheus_binaries: tuple[str, str], kafka_bootstrap: str,
         started.close()
 
 
-@pytest.fixture
-def topics(new_topic: Callable[..., str]) -> Callable[[int], Topics]:
-    def make(partitions: int = 2) -> Topics:
-        return Topics(new_topic(partitions, "raw"), new_topic(partitions, "out"),
-                      new_topic(1, "dlq"))
-    return make
-
 
 def flat_event(category: str, note: str) -> bytes:
     return orjson.dumps({"id": f"e2e-{uuid.uuid4()}", "failureCategory": category,

@@ -24,14 +24,6 @@ from worker.taxonomy import FailureCategory
 
 
 @pytest.fixture
-def topics(new_topic: Callable[..., str]) -> Callable[[int], Topics]:
-    def make(partitions: int = 3) -> Topics:
-        return Topics(new_topic(partitions, "raw"), new_topic(partitions, "out"),
-                      new_topic(1, "dlq"))
-    return make
-
-
-@pytest.fixture
 def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
     started: list[WorkerProcess] = []
     yield started
