@@ -14,24 +14,36 @@
 # ---------------------------------------------------------------------------------------------
 # Builder: build wheels for the project and all dependencies, install them into a venv.
 # confluent-kafka, orjson and pydantic-core ship manylinux wheels (librdkafka is bundled in the
-# confluent-kafka wheel), so no compiler is needed for the supported platforms; if a wheel is
-# ever missing, install build-essential here - never in the final stage.
+# confluent-kafka wheel). The project's own wheel compiles the classifier core with mypyc
+# (setup.py, CLASSIFIER_COMPILE=1; ~1.2x the events/s of plain Python), which needs gcc and
+# mypy here, in a throwaway build venv - never in the final stage.
 FROM python:3.11.11-slim-bookworm AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
-# .dockerignore is an allow-list: only pyproject.toml, README/LICENSE and worker/ arrive here.
+# .dockerignore is an allow-list: only pyproject.toml, setup.py, README/LICENSE and worker/
+# arrive here.
 COPY . .
 
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip wheel --wheel-dir /wheels . \
+# mypyc type-checks what it compiles, so the build venv also gets the runtime dependencies.
+RUN python -m venv /opt/build \
+ && /opt/build/bin/pip install "setuptools>=69" wheel "mypy==2.4.1" . \
+ && CLASSIFIER_COMPILE=1 /opt/build/bin/pip wheel --no-build-isolation --no-deps \
+        --wheel-dir /wheels . \
+ && /opt/build/bin/pip wheel --wheel-dir /wheels /wheels/enrollment_classifier-*.whl \
+ && python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-index --find-links /wheels enrollment-classifier \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib \
  && /opt/venv/bin/pip uninstall --yes pip setuptools \
- && /opt/venv/bin/python -c "import worker, confluent_kafka; print(worker.__version__, confluent_kafka.libversion()[0])"
+ && /opt/venv/bin/python -P -m worker --version \
+ && /opt/venv/bin/python -P -c "import worker; assert worker.core_build() == 'mypyc'"
 
 # ---------------------------------------------------------------------------------------------
 # Runtime: the base image plus the venv. No compiler, no wheels, no pip cache, no pip.

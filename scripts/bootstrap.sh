@@ -9,5 +9,6 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 echo "==> installing enrollment-classifier and its tools into .venv"
-.venv/bin/python -m pip install --quiet --upgrade pip
+# setuptools >= 69 reads pyproject's SPDX licence; scripts/compile-core.sh builds with it.
+.venv/bin/python -m pip install --quiet --upgrade pip "setuptools>=69" wheel
 .venv/bin/python -m pip install --quiet -e ".[test,dev${EXTRAS:+,$EXTRAS}]"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: the whole test suite, from a fresh clone on a fresh machine.
 # Installs what it needs (venv, promtool/kubectl/validators, Kafka's jars), then runs lint,
-# type checks, the schema check and pytest. Extra arguments go to pytest.
+# type checks, the schema check and pytest, then the unit tests a second time against the
+# mypyc-compiled core (what the container image runs). Extra arguments go to the first pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -23,6 +24,15 @@ set -e
 if [ "$code" -eq 5 ]; then
   echo "error: pytest collected no tests; that is a failure here" >&2
   exit 1
+fi
+if [ "$code" -eq 0 ]; then
+  echo "==> unit tests against the mypyc-compiled classifier core"
+  bash scripts/compile-core.sh build/compiled
+  set +e
+  CLASSIFIER_TEST_BUILD=build/compiled .venv/bin/pytest -q -p no:cacheprovider tests/unit
+  code=$?
+  set -e
+  [ "$code" -eq 5 ] && { echo "error: no unit tests collected" >&2; exit 1; }
 fi
 echo "==> finished in $(( $(date +%s) - start ))s with pytest exit code $code"
 exit "$code"

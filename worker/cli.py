@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import orjson
 
-from worker import __version__
+from worker import __version__, core_build
 from worker.core import Classified, DeadLetter, Skipped, Source, classify_message
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m worker",
         description="Classify Microsoft Intune enrollment failures (stream worker and tools).")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {__version__} (classifier core: {core_build()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     classify = sub.add_parser("classify", help="classify JSON Lines from a file or stdin",

@@ -23,7 +23,7 @@ from typing import Final, cast
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from worker import logs, probes
+from worker import core_build, logs, probes
 from worker.clients import (
     AUTH_CODES,
     Headers,
@@ -80,7 +80,7 @@ def run(settings: Settings, stop: threading.Event, registry: CollectorRegistry,
         log.error("cannot open the metrics port", extra={
             "address": settings.metrics_address, "port": settings.metrics_port, "error": str(exc)})
         return EXIT_FATAL
-    log.info("worker starting", extra={"settings": str(settings),
+    log.info("worker starting", extra={"settings": str(settings), "core": core_build(),
                                        "metrics_port": server.server_port})
     try:
         worker = StreamWorker(settings, metrics, health, clock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import jsonschema
 import orjson
 
 import worker
+import worker.core
 from tests.helpers import SCHEMAS, check_outcome
 from worker.core import Source, classify_message
 from worker.models import json_schemas
@@ -52,7 +54,7 @@ def test_output_schema_rejects_a_broken_event() -> None:
 
 
 def test_public_surface_is_pinned() -> None:
-    assert sorted(worker.__all__) == ["FailureCategory", "__version__", "classify_message"]
+    assert sorted(worker.__all__) == ["FailureCategory", "__version__", "classify_message", "core_build"]
 
 
 PURE = ("taxonomy", "catalog", "decode", "normalize", "core", "models", "examples")
@@ -79,3 +81,14 @@ def test_core_modules_import_no_kafka_prometheus_or_io() -> None:
                     assert not sub or sub in PURE, f"{name} imports {module}"
                 else:
                     assert top in ALLOWED, f"{name} imports {module}"
+
+
+def test_the_core_build_under_test_is_the_one_asked_for() -> None:
+    # scripts/test.sh runs tests/unit a second time with CLASSIFIER_TEST_BUILD pointing at the
+    # compiled core; without this check a path mistake would test plain Python twice.
+    build = os.environ.get("CLASSIFIER_TEST_BUILD")
+    if build:
+        assert worker.core_build() == "mypyc"
+        assert Path(worker.core.__file__ or "").resolve().is_relative_to(Path(build).resolve())
+    else:
+        assert worker.core_build() == "plain Python"
