@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -22,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# bench/run.py says where to import the worker's classifier from (plain or compiled core).
+sys.path.insert(0, os.environ.get("BENCH_WORKER_PATH")
+                or str(Path(__file__).resolve().parent.parent))
 
 from quixstreams import Application, message_context
 from quixstreams.models.serializers import Serializer

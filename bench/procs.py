@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -18,15 +19,28 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Monitor:
-    """Samples a process's RSS and CPU time; ``peak_mb`` prefers the kernel's VmHWM."""
+    """Samples a process's RSS and CPU time (also per thread group: the Python main thread,
+    librdkafka's threads, the rest); ``peak_mb`` prefers the kernel's VmHWM."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         self.pid, self.interval = pid, interval
-        self.samples: list[tuple[float, float, float]] = []  # (wall s, rss MB, cpu s)
+        # (wall s, rss MB, cpu s, cpu s by thread group)
+        self.samples: list[tuple[float, float, float, dict[str, float]]] = []
         self.hwm_mb: float | None = None
+        self._groups: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def _group(self, tid: int) -> str:
+        if tid not in self._groups:
+            try:
+                name = Path(f"/proc/{self.pid}/task/{tid}/comm").read_text().strip()
+            except OSError:
+                name = ""
+            self._groups[tid] = ("python main" if tid == self.pid else
+                                 "librdkafka" if name.startswith("rdk:") else "other")
+        return self._groups[tid]
 
     def _run(self) -> None:
         with contextlib.suppress(psutil.Error):
@@ -34,8 +48,12 @@ class Monitor:
             while not self._stop.is_set():
                 with proc.oneshot():
                     cpu = proc.cpu_times()
+                    groups: dict[str, float] = {}
+                    for t in proc.threads():
+                        g = self._group(t.id)
+                        groups[g] = groups.get(g, 0.0) + t.user_time + t.system_time
                     self.samples.append((time.time(), proc.memory_info().rss / 2**20,
-                                         cpu.user + cpu.system))
+                                         cpu.user + cpu.system, groups))
                 self._stop.wait(self.interval)
 
     def read_hwm(self) -> None:
@@ -56,11 +74,22 @@ class Monitor:
 
     def cpu_between(self, start: float, end: float) -> float | None:
         """CPU seconds used between two wall-clock times (nearest samples outside them)."""
+        pair = self._around(start, end)
+        return None if pair is None else pair[1][2] - pair[0][2]
+
+    def threads_between(self, start: float, end: float) -> dict[str, float] | None:
+        """CPU seconds by thread group between two wall-clock times; threads that ended in
+        between are missing, so the groups may sum to less than cpu_between()."""
+        pair = self._around(start, end)
+        if pair is None:
+            return None
+        before, after = pair[0][3], pair[1][3]
+        return {g: round(v - before.get(g, 0.0), 3) for g, v in sorted(after.items())}
+
+    def _around(self, start: float, end: float) -> tuple[Any, Any] | None:
         before = [s for s in self.samples if s[0] <= start]
         after = [s for s in self.samples if s[0] >= end]
-        if not before or not after:
-            return None
-        return after[0][2] - before[-1][2]
+        return (before[-1], after[0]) if before and after else None
 
 
 class Contender:

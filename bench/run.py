@@ -63,6 +63,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip", action="append", default=[],
                    choices=("throughput", "latency"), help="leave out a scenario")
     p.add_argument("--no-peer", action="store_true", help="run without the Quix peer")
+    p.add_argument("--core", choices=("compiled", "python"), default="compiled",
+                   help="classifier core for the worker and the peer alike: the mypyc-compiled "
+                   "build the container image ships (built first by scripts/compile-core.sh), "
+                   "or plain Python from the checkout")
     p.add_argument("--peer-python", default=str(PEER_VENV_PYTHON))
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
@@ -112,6 +116,9 @@ def show(run: dict[str, Any]) -> None:
               f"{run['seconds']:6.2f} s  cpu {run['cpu_us_per_event'] or 0:5.1f} us/event  "
               f"rss {run['peak_rss_mb'] or 0:5.0f} MB  outputs {run['outputs']['got']:,}"
               f"{'' if run['exact'] else ' (dup ' + str(run['duplicates']) + ')'}", flush=True)
+        if run.get("cpu_us_per_event_by_thread"):
+            print("                cpu us/event by thread: " + ", ".join(
+                f"{g} {v}" for g, v in run["cpu_us_per_event_by_thread"].items()), flush=True)
     else:
         print(f"    {run['contender']:<11} p50 {run['p50_ms']} ms  p99 {run['p99_ms']} ms  "
               f"max {run['max_ms']} ms  ({run['samples']:,} events at "
@@ -132,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     peer_python = None if args.no_peer else args.peer_python
     names = [n for n in scenarios.CONTENDERS if peer_python or not n.startswith("peer")]
     started, mach = time.monotonic(), machine()
-    versions = scenarios.env_versions(peer_python) | {"kafka_broker": KAFKA_VERSION}
+    core_path = ROOT
+    if args.core == "compiled":
+        core_path = ROOT / "build" / "compiled"
+        subprocess.run(["bash", str(ROOT / "scripts" / "compile-core.sh"), str(core_path)],
+                       check=True)
+    versions = scenarios.env_versions(peer_python, core_path) | {"kafka_broker": KAFKA_VERSION}
     print(f"versions: {json.dumps(versions)}", flush=True)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     runs: dict[str, list[Any]] = {"rounds": [], "latency": [], "backlog": []}
@@ -141,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         broker_mon = procs.Monitor(proc.pid, 0.25) if proc is not None else None
         conf = scenarios.Conf(broker.bootstrap, args.partitions, args.batch_size,
                               args.batch_timeout_ms, peer_python, log_dir, broker_mon,
-                              tuple(tuple(kv.split("=", 1)) for kv in args.worker_env))
+                              tuple(tuple(kv.split("=", 1)) for kv in args.worker_env),
+                              core_path)
         if "throughput" in args.skip:  # nothing drains it: only its counts are needed
             pre = kit.describe(generate(min(args.messages, 20_000), seed=args.seed),
                                args.partitions)
@@ -247,7 +260,8 @@ def finish(args: argparse.Namespace, *, mach: dict[str, Any], versions: dict[str
         "worker_env": args.worker_env,
         "latency_rate": args.latency_rate, "latency_seconds": args.latency_seconds,
         "backlog": backlog_info, "machine": mach, "versions": versions,
-        "versions_line": f"worker {versions['worker']}, confluent-kafka "
+        "versions_line": f"worker {versions['worker']} (classifier core: "
+        f"{versions['classifier_core']}, for the peer too), confluent-kafka "
         f"{versions['confluent_kafka']} (librdkafka {versions['librdkafka']}), Kafka "
         f"{versions['kafka_broker']}, Python {versions['python']}"
         + (f"; quixstreams {peer['quixstreams']} with confluent-kafka "

@@ -38,6 +38,9 @@ class Conf:
     log_dir: Path
     broker: procs.Monitor | None = None
     worker_env: tuple[tuple[str, str], ...] = ()  # extra CLASSIFIER_*/RDKAFKA_* for the worker
+    # Where `worker` is imported from, by the worker and the peer alike: the checkout (plain
+    # Python) or build/compiled (the mypyc-compiled core, what the container image runs).
+    core_path: Path = kit.ROOT
 
 
 def contender(name: str, conf: Conf, *, source: str, output: str, dead: str,
@@ -50,8 +53,10 @@ def contender(name: str, conf: Conf, *, source: str, output: str, dead: str,
                "--batch-timeout-ms", str(conf.batch_timeout_ms),
                *(["--commit"] if name == "ceiling_alo" else [])]
     elif name.startswith("worker_"):
-        cmd = [sys.executable, "-m", "worker", "run"]
-        env |= {"KAFKA_BOOTSTRAP_SERVERS": conf.bootstrap, "CLASSIFIER_INPUT_TOPIC": source,
+        # -P: not the working directory's worker/ first, but core_path's
+        cmd = [sys.executable, "-P", "-m", "worker", "run"]
+        env |= {"PYTHONPATH": str(conf.core_path),
+                "KAFKA_BOOTSTRAP_SERVERS": conf.bootstrap, "CLASSIFIER_INPUT_TOPIC": source,
                 "CLASSIFIER_OUTPUT_TOPIC": output, "CLASSIFIER_DEAD_LETTER_TOPIC": dead,
                 "CLASSIFIER_GROUP_ID": group, "CLASSIFIER_GUARANTEE": GUARANTEE[name[-3:]],
                 "CLASSIFIER_TRANSACTIONAL_ID": f"bench-{uuid.uuid4().hex}",
@@ -65,6 +70,7 @@ def contender(name: str, conf: Conf, *, source: str, output: str, dead: str,
                "--commit-interval-ms", str(conf.batch_timeout_ms),
                "--consumer-config", json.dumps(PEER_CONSUMER),
                "--producer-config", json.dumps(PEER_PRODUCER)]
+        env |= {"BENCH_WORKER_PATH": str(conf.core_path)}
     else:
         raise ValueError(f"unknown or unavailable contender {name}")
     return procs.Contender(name, cmd, env, conf.log_dir)
@@ -102,6 +108,7 @@ def drain(name: str, conf: Conf, pre: kit.Preloaded, timeout: float) -> dict[str
     complete = all(got[t] >= n for t, n in expected.items())
     cpu = proc.monitor.cpu_between(first, done_at) if proc.monitor else None
     broker_cpu = conf.broker.cpu_between(first, done_at) if conf.broker else None
+    threads = proc.monitor.threads_between(first, done_at) if proc.monitor else None
     result |= {
         "ok": complete and (exact or name.endswith("_alo")),
         "exact": exact, "duplicates": stats.duplicates,
@@ -110,6 +117,8 @@ def drain(name: str, conf: Conf, pre: kit.Preloaded, timeout: float) -> dict[str
         "events_per_s": round(pre.events / seconds, 1),
         "messages_per_s": round(pre.messages / seconds, 1),
         "cpu_s": _round(cpu, 3), "cpu_us_per_event": _round(cpu and cpu / pre.events * 1e6),
+        "cpu_us_per_event_by_thread": threads and {
+            g: round(v / pre.events * 1e6, 1) for g, v in threads.items()},
         "broker_cpu_s": _round(broker_cpu, 3)}
     return result
 
@@ -234,7 +243,7 @@ def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def env_versions(peer_python: str | None) -> dict[str, Any]:
+def env_versions(peer_python: str | None, core_path: Path = kit.ROOT) -> dict[str, Any]:
     """Versions of what runs: ours in this interpreter, the peer's in its own."""
     import confluent_kafka
     import orjson
@@ -243,7 +252,8 @@ def env_versions(peer_python: str | None) -> dict[str, Any]:
     versions: dict[str, Any] = {
         "python": sys.version.split()[0], "worker": worker.__version__,
         "confluent_kafka": confluent_kafka.__version__,
-        "librdkafka": confluent_kafka.libversion()[0], "orjson": orjson.__version__}
+        "librdkafka": confluent_kafka.libversion()[0], "orjson": orjson.__version__,
+        "classifier_core": core_build(sys.executable, core_path)}
     if peer_python:
         code = ("import quixstreams, confluent_kafka, sys, json; print(json.dumps({"
                 "'quixstreams': quixstreams.__version__, 'python': sys.version.split()[0], "
@@ -252,4 +262,14 @@ def env_versions(peer_python: str | None) -> dict[str, Any]:
         res = subprocess.run([peer_python, "-c", code], capture_output=True, text=True,
                              timeout=60, check=False, env=os.environ.copy())
         versions["peer"] = json.loads(res.stdout) if res.returncode == 0 else None
+        if versions["peer"] is not None:
+            versions["peer"]["classifier_core"] = core_build(peer_python, core_path)
     return versions
+
+
+def core_build(python: str, core_path: Path) -> str:
+    """The build of the classifier core that `python` imports from core_path."""
+    res = subprocess.run([python, "-P", "-c", "import worker; print(worker.core_build())"],
+                         capture_output=True, text=True, timeout=60, check=False,
+                         env=procs.base_env() | {"PYTHONPATH": str(core_path)})
+    return res.stdout.strip() if res.returncode == 0 else f"unknown ({res.stderr.strip()[-200:]})"

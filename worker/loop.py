@@ -243,20 +243,19 @@ class StreamWorker:
         outcomes = classify_message(message.value(), Source(topic, partition, offset),
                                     self.options)
         window = self.committer.window
+        produce, output_topic = self.committer.produce, self.settings.output_topic
         output_headers: Headers | None = None  # shared by every record of this message
         for outcome in outcomes:
-            if isinstance(outcome, Classified):
+            if outcome.__class__ is Classified:
                 if output_headers is None:
                     output_headers = provenance_headers(topic, partition, offset, None) + _JSON
-                self.committer.produce(self.settings.output_topic, outcome.value, outcome.key,
-                                       output_headers)
+                produce(output_topic, outcome.value, outcome.key, output_headers)
             elif isinstance(outcome, DeadLetter):
                 headers = [*(message.headers() or []),
                            *provenance_headers(topic, partition, offset, outcome.index),
                            ("x-error-class", outcome.error_class.encode()), *_JSON]
-                self.committer.produce(self.settings.dead_letter_topic, outcome.value,
-                                       message.key(), headers)
-            window.tally.add(outcome)
+                produce(self.settings.dead_letter_topic, outcome.value, message.key(), headers)
+        window.tally.add_all(outcomes)
         window.track(topic, partition, offset, now)
 
     def _commit(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -39,23 +39,30 @@ class Tally:
 
     messages: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    # Keyed by enum members, named only when applied: Enum.name and .value are slow
+    # properties, and this runs once per event.
+    failures: Counter[tuple[FailureCategory, str, str]] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)
-    evidence: Counter[str] = field(default_factory=Counter)
+    evidence: Counter[Evidence] = field(default_factory=Counter)
 
-    def add(self, outcome: Outcome) -> None:
-        # Runs once per event: plain class checks, the common case first.
-        if outcome.__class__ is Classified:
-            c: Classified = outcome
-            self.outcomes["classified"] += 1
-            self.failures[(c.category.name, c.os_label, c.enrollment_type_label)] += 1
-            self.evidence[c.evidence.value] += 1
-        elif isinstance(outcome, DeadLetter):
-            self.outcomes["dead_lettered"] += 1
-            self.dead_letters[outcome.error_class] += 1
-        elif isinstance(outcome, Skipped):
-            self.outcomes["skipped_success" if outcome.reason == "success"
-                          else "skipped_other"] += 1
+    def add_all(self, outcomes: Iterable[Outcome]) -> None:
+        """Count one message's outcomes."""
+        outcome_counts, failures, evidence = self.outcomes, self.failures, self.evidence
+        classified = 0
+        for o in outcomes:
+            if o.__class__ is Classified:  # the common case first
+                c: Classified = o
+                classified += 1
+                failures[(c.category, c.os_label, c.enrollment_type_label)] += 1
+                evidence[c.evidence] += 1
+            elif isinstance(o, DeadLetter):
+                outcome_counts["dead_lettered"] += 1
+                self.dead_letters[o.error_class] += 1
+            elif isinstance(o, Skipped):
+                outcome_counts["skipped_success" if o.reason == "success"
+                               else "skipped_other"] += 1
+        if classified:
+            outcome_counts["classified"] += classified
 
 
 class WorkerMetrics:
@@ -129,12 +136,12 @@ class WorkerMetrics:
         for outcome, n in tally.outcomes.items():
             self.events.labels(outcome).inc(n)
         for (category, os_label, et_label), n in tally.failures.items():
-            self.failures.labels(category, _closed(os_label, OS_LABELS),
+            self.failures.labels(category.name, _closed(os_label, OS_LABELS),
                                  _closed(et_label, ENROLLMENT_TYPE_LABELS)).inc(n)
         for error_class, n in tally.dead_letters.items():
             self.dead_letters.labels(_closed(error_class, ERROR_CLASS_LABELS)).inc(n)
         for evidence, n in tally.evidence.items():
-            self.classifications.labels(evidence).inc(n)
+            self.classifications.labels(evidence.value).inc(n)
 
 
 def _closed(value: str, allowed: tuple[str, ...]) -> str:
