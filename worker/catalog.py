@@ -17,6 +17,7 @@ flagged with ``judgment=True`` so reviewers can find them. Hint wording is our o
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from worker.taxonomy import FailureCategory as C
@@ -230,7 +231,8 @@ DETAILS: tuple[Detail, ...] = (
        "Assign the user an Intune licence and retry after it propagates.",
        doc=DOC_LICENSES, codes=(0x80180018,),
        names=("UserNotLicensed", "UserLicenseTypeInvalid", "MENROLL_E_USERLICENSE"),
-       phrases=("User not found or licensed", "User Name Not Recognized", "license")),
+       phrases=("User not found or licensed", "User Name Not Recognized", "license", "licence",
+                "unlicensed")),
     _d("userUnknown", C.userValidation, "The user is unknown to Intune.",
        "Confirm the user exists in Entra ID and that the UPN matches on-premises.",
        doc=DOC_GENERAL, names=("UserUnknown",)),
@@ -417,11 +419,28 @@ ENROLLMENT_TYPES: tuple[str, ...] = (
 )
 
 _NON_ALNUM = re.compile(r"[\W_]+")
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def fold(text: str) -> str:
     """Case-, space- and punctuation-insensitive key: 'User Validation' -> 'uservalidation'."""
     return _NON_ALNUM.sub("", text).casefold()
+
+
+def words(text: str) -> str:
+    """Text to search phrases in: lower case, one space between words and one at each end
+    ('ADE-token!' -> ' ade token ')."""
+    return f" {_NON_ALNUM.sub(' ', text).strip().casefold()} "
+
+
+def _phrase_keys(detail: Detail) -> Iterator[str]:
+    # A key is ' word word' with no space at the end: it matches only where a word starts
+    # ('ADE token' is not in 'made token') but may end inside one ('license' in 'licensed').
+    for name in detail.names:  # 'DeviceCap' also as written in prose: 'device cap'
+        yield words(name)[:-1]
+        yield words(_CAMEL_HUMP.sub(" ", name))[:-1]
+    for phrase in detail.phrases:
+        yield words(phrase)[:-1]
 
 
 def _unique_index(pairs: list[tuple[str, Detail]]) -> dict[str, Detail]:
@@ -438,9 +457,10 @@ DETAILS_BY_NAME: dict[str, Detail] = {d.name: d for d in DETAILS}
 DETAIL_BY_FOLDED_NAME = _unique_index(
     [(fold(n), d) for d in DETAILS for n in (d.name, *d.names)])
 DETAIL_BY_CODE = _unique_index([(str(c), d) for d in DETAILS for c in d.codes])
-# Phrases are tried longest first so "device cap reached" wins over a shorter overlap.
+# Phrases (keys made by _phrase_keys, searched in words(text)) are tried longest first so
+# "device cap reached" wins over a shorter overlap.
 PHRASES: tuple[tuple[str, Detail], ...] = tuple(sorted(
-    _unique_index([(fold(p), d) for d in DETAILS for p in (*d.names, *d.phrases)]).items(),
+    _unique_index([(k, d) for d in DETAILS for k in _phrase_keys(d)]).items(),
     key=lambda item: -len(item[0])))
 CATEGORY_BY_FOLDED: dict[str, C] = {
     **{fold(c.name): c for c in C}, **{fold(k): v for k, v in CATEGORY_ALIASES.items()}}

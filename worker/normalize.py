@@ -11,7 +11,7 @@ The precedence rule, applied in :func:`decide`:
    *unrecognised* (a future enum member, say) and counts as ``unknown``.
 2. Look for a detail reason in the reason fields, strongest evidence first: an exact
    detail-reason name (``UserNotLicensed``), then a known Windows HRESULT in any spelling,
-   then a known phrase inside free text.
+   then a known phrase inside free text (from the start of a word: ``catalog.words``).
 3. A detail beats an uninformative category (absent, unrecognised or ``unknown``).
    A named category is kept when the text adds nothing.
 4. When both are specific and disagree, the event's own category wins (it is the
@@ -192,9 +192,10 @@ def find_detail(text: str) -> DetailMatch | None:
         detail = catalog.DETAIL_BY_CODE.get(str(number & 0xFFFFFFFF))
         if detail is not None:
             return DetailMatch(detail, Evidence.hresult, f"0x{number & 0xFFFFFFFF:08X}")
+    spaced = catalog.words(text)
     for phrase, detail in catalog.PHRASES:
-        if phrase in key:
-            return DetailMatch(detail, Evidence.phrase, phrase)
+        if phrase in spaced:
+            return DetailMatch(detail, Evidence.phrase, phrase.strip())
     return None
 
 

@@ -102,6 +102,8 @@ PHRASES = [
     ("User not found or licensed", "userNotLicensed", "userValidation"),
     ("User Name Not Recognized", "userNotLicensed", "userValidation"),
     ("license", "userNotLicensed", "userValidation"),
+    ("licence", "userNotLicensed", "userValidation"),
+    ("unlicensed", "userNotLicensed", "userValidation"),
     ("Device not supported", "unsupportedDeviceType", "deviceNotSupported"),
     ("work profile can't be created", "workProfileNotSupported", "deviceNotSupported"),
     ("work profile cannot be created", "workProfileNotSupported", "deviceNotSupported"),

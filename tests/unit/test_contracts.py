@@ -59,8 +59,8 @@ def test_public_surface_is_pinned() -> None:
 
 PURE = ("taxonomy", "catalog", "decode", "normalize", "core", "models", "examples")
 # The functional core may use the standard library's pure modules, orjson and pydantic only.
-ALLOWED = {"__future__", "base64", "hashlib", "hmac", "re", "uuid", "dataclasses", "functools",
-           "typing", "enum", "orjson", "pydantic"}
+ALLOWED = {"__future__", "base64", "collections", "hashlib", "hmac", "re", "uuid", "dataclasses",
+           "functools", "typing", "enum", "orjson", "pydantic"}
 
 
 def test_core_modules_import_no_kafka_prometheus_or_io() -> None:

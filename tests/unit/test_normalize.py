@@ -101,6 +101,25 @@ def test_exact_name_beats_code_beats_phrase() -> None:
     assert mixed["detailReason"] == "userNotLicensed"
 
 
+@pytest.mark.parametrize(("text", "detail"), [
+    ("The user made token request twice", None),  # 'ADE token' straddling 'm|ade token'
+    ("Retry after the maintenance window", None),
+    ("Unlicensed user", "userNotLicensed"),
+    ("No Intune licence assigned", "userNotLicensed"),
+    ("No license assigned", "userNotLicensed"),
+    ("user not licensed for Intune", "userNotLicensed"),  # a suffix may continue the word
+    ("Enrollment blocked: device cap reached (15)", "deviceCap"),
+    ("Blocked because of the Device Cap policy", "deviceCap"),  # name 'DeviceCap' in prose
+    ("ERROR=XPC_TYPE_ERROR;", "appleNetworkError"),
+    ("ade-token expired", "adeTokenInvalid"),
+])
+def test_phrases_match_only_where_a_word_starts(text: str, detail: str | None) -> None:
+    event = one_event({"failureReason": text})
+    assert event["detailReason"] == detail, text
+    if detail is not None:
+        assert event["classification"]["evidence"] == "phrase"
+
+
 def test_second_reason_field_is_consulted_when_the_first_says_nothing() -> None:
     event = one_event({"failureReason": "failed", "errorCode": -2145910760})
     assert event["detailReason"] == "userNotLicensed"
