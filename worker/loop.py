@@ -45,8 +45,6 @@ from worker.settings import ConfigError, Settings, environment, load_settings
 log = logging.getLogger("worker")
 EXIT_OK, EXIT_USAGE, EXIT_FATAL = 0, 2, 3
 _JSON: Final[Headers] = [("content-type", b"application/json")]
-# A commit still waiting after this long means the broker is not answering: not ready.
-_COMMIT_STALLED_S: Final = 5.0
 _NO_TRANSACTIONS = frozenset({KafkaError.UNSUPPORTED_VERSION, KafkaError._UNSUPPORTED_FEATURE,
                               KafkaError.INVALID_REQUEST})
 
@@ -73,6 +71,7 @@ def run(settings: Settings, stop: threading.Event, registry: CollectorRegistry,
     """Run until ``stop`` is set. Returns an exit code; raises nothing for Kafka trouble."""
     health = probes.Health(clock)
     metrics = WorkerMetrics(registry)
+    metrics.report_readiness(health.ready)
     try:
         server, _ = probes.serve(settings.metrics_address, settings.metrics_port, registry, health,
                                  metrics.lock)
@@ -115,12 +114,10 @@ class StreamWorker:
         self.assigned: set[tuple[str, int]] = set()
         self.stop = threading.Event()  # run()'s, so that a back-off ends at shutdown
         self.aborts_in_row = 0
-        self.committing_since: float | None = None  # read by _watch_commit
 
     # ------------------------------------------------------------------ lifecycle
     def run(self, stop: threading.Event) -> int:
         self.stop = stop
-        threading.Thread(target=self._watch_commit, name="commit-watch", daemon=True).start()
         try:
             if not self._start(stop):
                 return self._close(EXIT_OK)
@@ -169,7 +166,6 @@ class StreamWorker:
 
     def _close(self, code: int, *, commit: bool = True) -> int:
         self.health.stopping = True
-        self.metrics.ready.set(0)
         if commit:
             self._commit()
         try:
@@ -206,7 +202,6 @@ class StreamWorker:
         if self.policy.due(self.clock(), self.committer.window.opened_at,
                            self.committer.window.tally.messages):
             self._commit()
-        self.metrics.ready.set(1 if self.health.ready() else 0)
         if self.aborts_in_row > aborts:
             # The same input is read again at once: a lasting cause (a missing output topic)
             # must not become a hot loop of aborts. 0.1 s, doubling up to 5 s.
@@ -260,14 +255,14 @@ class StreamWorker:
 
     def _commit(self) -> None:
         opened = self.committer.window.opened_at
-        self.committing_since = self.clock()
+        self.health.commit_started = self.clock()
         try:
             tally = self.committer.commit()
         except WindowAborted as exc:
             self._aborted(exc)
             return
         finally:
-            self.committing_since = None
+            self.health.commit_started = None
         if tally is not None:
             self.aborts_in_row = 0
             self.metrics.record(tally)
@@ -275,16 +270,6 @@ class StreamWorker:
             if opened is not None:
                 self.metrics.batch_duration.observe(self.clock() - opened)
             self.health.broker_reachable = True
-
-    def _watch_commit(self) -> None:
-        """A commit waits for an unreachable broker up to its timeouts (30 s and retries), and
-        no client callback runs meanwhile, so /readyz would stay green through the outage:
-        say not-ready from this thread instead. The next successful commit says ready."""
-        while not self.stop.wait(1.0) and not self.health.stopping:
-            since = self.committing_since
-            if since is not None and self.clock() - since > _COMMIT_STALLED_S:
-                self.health.broker_reachable = False
-                self.metrics.ready.set(0)
 
     def _aborted(self, exc: Exception) -> None:
         self.aborts_in_row += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -110,6 +110,11 @@ class WorkerMetrics:
         self.lag = ConsumerLagCollector()
         registry.register(self.lag)
         self._precreate()
+
+    def report_readiness(self, ready: Callable[[], bool]) -> None:
+        """The ready gauge asks ``ready`` at scrape time, as /readyz does: the two cannot
+        disagree, even while the loop is blocked in a commit."""
+        self.ready.set_function(lambda: 1.0 if ready() else 0.0)
 
     def _precreate(self) -> None:
         for category in FailureCategory:

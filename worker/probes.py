@@ -25,16 +25,20 @@ StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 @dataclass(slots=True)
 class Health:
-    """Loop state read by the probes. Written by the loop thread, except that the commit
-    watcher in worker.loop may mark the broker unreachable while a commit hangs."""
+    """Loop state read by the probes and the readiness gauge, on their own threads. Only the
+    loop thread writes it; everything derived (live, ready) is computed when asked."""
 
     clock: Callable[[], float]
     liveness_timeout_s: float = 120.0
+    # A commit still waiting after this long means the broker is not answering. The loop is
+    # blocked in it meanwhile (up to the client's timeouts) and no client callback runs.
+    commit_stall_s: float = 5.0
     started: bool = False  # clients created and (exactly-once) transactions initialised
     joined: bool = False  # the group gave us an assignment, possibly empty
     broker_reachable: bool = False
     assigned: int = 0
     last_progress: float | None = None
+    commit_started: float | None = None  # set while a commit (or transaction) is under way
     stopping: bool = False
 
     def beat(self) -> None:
@@ -45,14 +49,19 @@ class Health:
             return True  # still starting: the startup probe covers this phase
         return self.clock() - self.last_progress < self.liveness_timeout_s
 
+    def commit_stalled(self) -> bool:
+        since = self.commit_started
+        return since is not None and self.clock() - since > self.commit_stall_s
+
     def ready(self) -> bool:
         return (self.started and self.joined and self.broker_reachable and not self.stopping
-                and self.live())
+                and not self.commit_stalled() and self.live())
 
     def status(self) -> dict[str, Any]:
         age = None if self.last_progress is None else round(self.clock() - self.last_progress, 3)
         return {"live": self.live(), "ready": self.ready(), "started": self.started,
                 "joined": self.joined, "brokerReachable": self.broker_reachable,
+                "commitStalled": self.commit_stalled(),
                 "assignedPartitions": self.assigned, "secondsSinceProgress": age,
                 "stopping": self.stopping}
 

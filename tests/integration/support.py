@@ -222,6 +222,13 @@ class WorkerProcess:
     def metric(self, name: str, **labels: str) -> float:
         return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
 
+    def metric_if_up(self, name: str, *, unreachable: float = 0.0, **labels: str) -> float:
+        """Like metric(), but ``unreachable`` while the port does not answer (a worker that
+        was just killed or is still starting)."""
+        if self.get("/metrics")[0] != 200:
+            return unreachable
+        return self.metric(name, **labels)
+
     def metric_sum(self, name: str, **labels: str) -> float:
         return sum(v for (n, ls), v in self.metrics().items()
                    if n == name and all(dict(ls).get(k) == val for k, val in labels.items()))

@@ -187,6 +187,31 @@ def test_health_liveness_and_readiness_with_a_fake_clock() -> None:
     assert h.live() and not h.ready()
 
 
+def test_a_commit_that_hangs_makes_the_worker_unready_until_it_returns() -> None:
+    clock = FakeClock()
+    h = Health(clock, commit_stall_s=5)
+    h.started = h.joined = h.broker_reachable = True
+    h.beat()
+    h.commit_started = clock.now
+    clock.now += 4
+    assert h.ready()  # an ordinary commit takes a moment
+    clock.now += 2
+    assert not h.ready() and h.status()["commitStalled"] is True
+    assert h.live()  # the loop is waiting, not stuck for good: no restart yet
+    h.commit_started = None
+    assert h.ready()
+
+
+def test_readiness_gauge_is_read_at_scrape_time() -> None:
+    registry, metrics = _metrics()
+    h = Health(FakeClock())
+    metrics.report_readiness(h.ready)
+    assert registry.get_sample_value("enrollment_worker_ready") == 0
+    h.started = h.joined = h.broker_reachable = True
+    h.beat()
+    assert registry.get_sample_value("enrollment_worker_ready") == 1
+
+
 def _call(app: Any, path: str) -> tuple[str, bytes]:
     status: list[str] = []
     body = b"".join(app({"PATH_INFO": path, "REQUEST_METHOD": "GET", "QUERY_STRING": ""},
