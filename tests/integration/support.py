@@ -162,6 +162,17 @@ def check_against_oracle(outputs: list[Record], dead: list[Record], produced: Pr
     assert len(dead) == counts["dead_letter"]
 
 
+def read_and_check(bootstrap: str, topics: Topics,
+                   produced: Produced) -> tuple[list[Record], list[Record]]:
+    """Read the output and dead-letter topics until the oracle's counts arrived, then judge
+    them with check_against_oracle; returns (outputs, dead letters)."""
+    counts = produced.counts()
+    outputs = read_topic(bootstrap, topics.output, expect=counts["classified"])
+    dead = read_topic(bootstrap, topics.dead, expect=counts["dead_letter"])
+    check_against_oracle(outputs, dead, produced)
+    return outputs, dead
+
+
 class WorkerProcess:
     """``python -m worker run`` as a real child process, configured through the environment."""
 

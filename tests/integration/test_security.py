@@ -36,9 +36,8 @@ from tests.integration.support import (
     Record,
     Topics,
     WorkerProcess,
-    check_against_oracle,
     produce_samples,
-    read_topic,
+    read_and_check,
     samples,
     wait_for,
 )
@@ -224,9 +223,7 @@ def test_worker_processes_events_over_the_secured_listener_with_env_credentials(
     worker = _worker(secure_kafka, t, env, tmp_path)
     try:
         worker.start().wait_ready(timeout=90)
-        outputs = read_topic(secure_kafka.bootstrap, t.output, expect=counts["classified"])
-        dead = read_topic(secure_kafka.bootstrap, t.dead, expect=counts["dead_letter"])
-        check_against_oracle(outputs, dead, produced)
+        outputs, dead = read_and_check(secure_kafka.bootstrap, t, produced)
         wait_for(lambda: worker.metric("enrollment_input_messages_total")
                  == len(produced.expected), 30, "metrics to catch up")
 

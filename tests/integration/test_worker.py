@@ -13,8 +13,8 @@ import pytest
 from tests.integration.support import (
     Topics,
     WorkerProcess,
-    check_against_oracle,
     produce_samples,
+    read_and_check,
     read_topic,
     samples,
     wait_for,
@@ -43,9 +43,7 @@ def test_end_to_end_every_shape_exactly_once_with_matching_metrics(
     workers.append(worker)
     worker.wait_ready()
 
-    outputs = read_topic(kafka_bootstrap, t.output, expect=counts["classified"])
-    dead = read_topic(kafka_bootstrap, t.dead, expect=counts["dead_letter"])
-    check_against_oracle(outputs, dead, produced)
+    outputs, dead = read_and_check(kafka_bootstrap, t, produced)
 
     # Provenance and keys on the wire.
     some = outputs[0]
@@ -78,7 +76,6 @@ def test_sigterm_mid_stream_then_restart_loses_and_duplicates_nothing(
         workers: list[WorkerProcess], tmp_path: Path) -> None:
     t = topics(3)
     produced = produce_samples(kafka_bootstrap, t.input, samples(3000, seed=12))
-    counts = produced.counts()
     txn_id = f"it-{uuid.uuid4().hex}"
     first = WorkerProcess(kafka_bootstrap, t, unique_group, transactional_id=txn_id,
                           env={"CLASSIFIER_BATCH_SIZE": "50"}, log_dir=tmp_path).start()
@@ -95,9 +92,7 @@ def test_sigterm_mid_stream_then_restart_loses_and_duplicates_nothing(
     second = WorkerProcess(kafka_bootstrap, t, unique_group, transactional_id=txn_id,
                            log_dir=tmp_path).start()
     workers.append(second)
-    outputs = read_topic(kafka_bootstrap, t.output, expect=counts["classified"])
-    dead = read_topic(kafka_bootstrap, t.dead, expect=counts["dead_letter"])
-    check_against_oracle(outputs, dead, produced)
+    read_and_check(kafka_bootstrap, t, produced)
     assert second.terminate()[0] == 0
 
 
@@ -115,10 +110,7 @@ def test_two_workers_in_one_group_share_partitions_and_process_each_event_once(
              and a.status()["assignedPartitions"] + b.status()["assignedPartitions"] == 6,
              60, "both workers to own partitions")
     produced = produce_samples(kafka_bootstrap, t.input, samples(1500, seed=13))
-    counts = produced.counts()
-    outputs = read_topic(kafka_bootstrap, t.output, expect=counts["classified"])
-    dead = read_topic(kafka_bootstrap, t.dead, expect=counts["dead_letter"])
-    check_against_oracle(outputs, dead, produced)
+    outputs, _ = read_and_check(kafka_bootstrap, t, produced)
     served = {int(r.headers["x-source-partition"]) for r in outputs}
     assert served == set(range(6))
     both = [w.metric("enrollment_input_messages_total") for w in (a, b)]
@@ -130,13 +122,10 @@ def test_at_least_once_mode_delivers_everything(
         workers: list[WorkerProcess], tmp_path: Path) -> None:
     t = topics(2)
     produced = produce_samples(kafka_bootstrap, t.input, samples(600, seed=14))
-    counts = produced.counts()
     worker = WorkerProcess(kafka_bootstrap, t, unique_group, guarantee="at-least-once",
                            log_dir=tmp_path).start()
     workers.append(worker)
-    outputs = read_topic(kafka_bootstrap, t.output, expect=counts["classified"])
-    dead = read_topic(kafka_bootstrap, t.dead, expect=counts["dead_letter"])
-    check_against_oracle(outputs, dead, produced)  # no fault injected: no duplicates either
+    read_and_check(kafka_bootstrap, t, produced)  # no fault injected: no duplicates either
     assert worker.terminate()[0] == 0
 
 
@@ -157,9 +146,7 @@ def test_worker_started_before_the_broker_serves_probes_then_processes(
         broker.create_topics([t.input, t.output, t.dead], partitions=1)
         produced = produce_samples(broker.bootstrap, t.input, samples(100, seed=15))
         worker.wait_ready(timeout=90)
-        outputs = read_topic(broker.bootstrap, t.output, expect=produced.counts()["classified"])
-        dead = read_topic(broker.bootstrap, t.dead, expect=produced.counts()["dead_letter"])
-        check_against_oracle(outputs, dead, produced)
+        read_and_check(broker.bootstrap, t, produced)
         assert worker.terminate()[0] == 0
     finally:
         broker.close()
@@ -170,14 +157,11 @@ def test_a_full_producer_queue_makes_the_worker_wait_not_drop(
         workers: list[WorkerProcess], tmp_path: Path) -> None:
     t = topics(2)
     produced = produce_samples(kafka_bootstrap, t.input, samples(400, seed=16))
-    counts = produced.counts()
     # A queue of 5 messages overflows on nearly every batch (envelopes hold up to 20 events).
     worker = WorkerProcess(kafka_bootstrap, t, unique_group, log_dir=tmp_path, env={
         "RDKAFKA_PRODUCER_QUEUE_BUFFERING_MAX_MESSAGES": "5"}).start()
     workers.append(worker)
-    outputs = read_topic(kafka_bootstrap, t.output, expect=counts["classified"])
-    dead = read_topic(kafka_bootstrap, t.dead, expect=counts["dead_letter"])
-    check_against_oracle(outputs, dead, produced)
+    read_and_check(kafka_bootstrap, t, produced)
     assert worker.metric("enrollment_backpressure_waits_total") > 0  # the path was taken
     assert worker.metric("enrollment_transactions_total", result="aborted") == 0
     assert worker.terminate()[0] == 0
