@@ -34,12 +34,12 @@ def main() -> int:
         subprocess.run(["bash", str(ROOT / "scripts" / "compile-core.sh")], check=True,
                        stdout=sys.stderr)
     sys.path.insert(0, str(ROOT / "build" / "compiled" if args.compiled else ROOT))
-    from worker import core
+    from worker import core, core_build
     from worker.core import Source, classify_message
     from worker.samples import generate
 
-    build = "mypyc-compiled" if core.__file__ and core.__file__.endswith(".so") else "plain Python"
-    if args.compiled and build != "mypyc-compiled":
+    build = core_build()
+    if args.compiled and build != "mypyc":
         print(f"error: expected the compiled core, imported {core.__file__}", file=sys.stderr)
         return 1
     values = [m.value for m in generate(args.messages, seed=args.seed)]
