@@ -3,9 +3,9 @@
     python bench/ceiling.py --bootstrap HOST:PORT --input T --output T --group G [--commit]
 
 The upper bound for any Python worker on this machine and broker: the worker's own librdkafka
-settings (``worker.clients``: read_committed consumer, idempotent lz4 producer with linger 5 ms)
-and the same ``consume(batch_size, batch_timeout)`` batches, each message's value and key
-produced unchanged to the output topic. It commits no offsets, so it pays for no guarantee;
+settings (``worker.stream.clients``: read_committed consumer, idempotent lz4 producer with
+linger 5 ms) and the same ``consume(batch_size, batch_timeout)`` batches, each message's value
+and key produced unchanged to the output topic. It commits no offsets, so it pays for no guarantee;
 ``--commit`` adds the barest at-least-once protocol (every ``batch_timeout_ms``, or 5,000
 messages: flush, then commit the window's offsets synchronously) to show what that alone costs.
 Runs until SIGTERM/SIGINT; stops by itself after ``--max-seconds``.
@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from worker.clients import consumer_config, producer_config
-from worker.settings import Settings
+from worker.stream.clients import consumer_config, producer_config
+from worker.stream.settings import Settings
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 
     python bench/core_throughput.py [--messages 20000] [--rounds 5] [--seed 7] [--compiled]
 
-Generates a realistic mix of input shapes with ``worker.samples`` (envelopes, Graph pages,
+Generates a realistic mix of input shapes with ``worker.dev.samples`` (envelopes, Graph pages,
 log rows, flat events, about 1 % unreadable), then times ``classify_message`` over the whole
 set several times and prints the median. An "event" is one outcome (a record inside an
 envelope counts once), which is what the worker publishes or dead-letters. ``--compiled``
@@ -34,9 +34,10 @@ def main() -> int:
         subprocess.run(["bash", str(ROOT / "scripts" / "compile-core.sh")], check=True,
                        stdout=sys.stderr)
     sys.path.insert(0, str(ROOT / "build" / "compiled" if args.compiled else ROOT))
-    from worker import core, core_build
-    from worker.core import Source, classify_message
-    from worker.samples import generate
+    from worker import core_build
+    from worker.classify import core
+    from worker.classify.core import Source, classify_message
+    from worker.dev.samples import generate
 
     build = core_build()
     if args.compiled and build != "mypyc":

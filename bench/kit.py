@@ -16,8 +16,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from worker.devbroker import create_topics
-from worker.samples import SampleMessage
+from worker.dev.devbroker import create_topics
+from worker.dev.samples import SampleMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"

@@ -31,8 +31,8 @@ from quixstreams import Application, message_context
 from quixstreams.models.serializers import Serializer
 from quixstreams.models.topics import Topic
 
-from worker.clients import provenance_headers
-from worker.core import Classified, DeadLetter, Source, classify_message
+from worker.classify.core import Classified, DeadLetter, Source, classify_message
+from worker.stream.clients import provenance_headers
 
 _JSON = [("content-type", b"application/json")]
 

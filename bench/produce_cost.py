@@ -5,7 +5,7 @@
 Every output of the worker (and of the Quix peer) is one ``produce()`` call on the Python
 thread, with a ~1.5 KB value, a device-id key and the provenance headers. This measures what
 that call alone costs with and without headers, using the worker's own producer settings
-(``worker.clients.producer_config``) and no broker: the bootstrap address is a closed local
+(``worker.stream.clients.producer_config``) and no broker: the bootstrap address is a closed local
 port, so messages only queue (the queue is purged between rounds) and nothing leaves
 127.0.0.1. It is the floor under the per-event cost of any librdkafka-based Python worker that
 publishes one record per event; docs/benchmarks.md uses it to explain the targets.
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from confluent_kafka import Producer
 
-from worker.clients import producer_config, provenance_headers
-from worker.settings import Settings
+from worker.stream.clients import producer_config, provenance_headers
+from worker.stream.settings import Settings
 
 VALUE = b"x" * 1500
 KEY = b"3f2c9a51-8b7e-4c1d-9f0a-2b6d8e4c7a10"

@@ -27,11 +27,11 @@ import kit
 import procs
 import scenarios
 
-from worker.devbroker import LocalKafka
-from worker.samples import generate
+from worker.dev.devbroker import LocalKafka
+from worker.dev.samples import generate
 
 ROOT = kit.ROOT
-LOOP_FRAME = "_turn (worker/loop.py"  # samples inside one turn of the consume loop
+LOOP_FRAME = "_turn (worker/stream/loop.py"  # samples inside one turn of the consume loop
 
 
 def main() -> int:
@@ -111,7 +111,7 @@ def report(name: str, folded: Path, top: int) -> None:
 
 
 def _function(frame: str) -> str:
-    """'produce (worker/commit.py:97)' -> 'produce (worker/commit.py)'."""
+    """'produce (worker/stream/commit.py:97)' -> 'produce (worker/stream/commit.py)'."""
     head, sep, where = frame.partition(" (")
     return f"{head} ({where.rsplit(':', 1)[0]})" if sep else frame
 

@@ -134,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     import procs
     import scenarios
 
-    from worker.devbroker import KAFKA_VERSION, LocalKafka
-    from worker.samples import generate
+    from worker.dev.devbroker import KAFKA_VERSION, LocalKafka
+    from worker.dev.samples import generate
     peer_python = None if args.no_peer else args.peer_python
     names = [n for n in scenarios.CONTENDERS if peer_python or not n.startswith("peer")]
     started, mach = time.monotonic(), machine()
@@ -196,7 +196,7 @@ def latency(args: argparse.Namespace, names: list[str], conf: Any, pre: Any,
             runs: list[dict[str, Any]]) -> None:
     import scenarios
 
-    from worker.samples import generate
+    from worker.dev.samples import generate
     lat_names = [n for n in scenarios.LATENCY_CONTENDERS if n in names]
     need = int(args.latency_rate * args.latency_seconds / pre.events_per_message * 1.2)
     load = list(generate(need + 100, seed=args.seed + 1))
@@ -214,7 +214,7 @@ def backlog(args: argparse.Namespace, conf: Any, runs: list[dict[str, Any]]) -> 
     import kit
     import scenarios
 
-    from worker.samples import generate
+    from worker.dev.samples import generate
     print(f"backlog: preloading {args.backlog:,} events", flush=True)
     pre = kit.preload(conf.bootstrap, "bench-backlog", args.partitions,
                       _until_events(generate(10**9, seed=args.seed + 2), args.backlog))

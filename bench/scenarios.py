@@ -18,7 +18,7 @@ import kit
 import procs
 from confluent_kafka import KafkaError, Message
 
-from worker.samples import SampleMessage
+from worker.dev.samples import SampleMessage
 
 CONTENDERS = ("ceiling", "ceiling_alo", "worker_alo", "worker_eos", "peer_alo", "peer_eos")
 LATENCY_CONTENDERS = ("worker_alo", "worker_eos", "peer_alo", "peer_eos")

@@ -18,5 +18,5 @@ CLASSIFIER_COMPILE=1 "$py" setup.py --quiet build_ext --build-lib "$dest" \
 "$py" -P -c "
 import sys; sys.path.insert(0, '$dest')
 import worker
-assert worker.core_build() == 'mypyc', worker.core.__file__
-print('compiled:', worker.core.__file__)"
+assert worker.core_build() == 'mypyc', worker.classify.core.__file__
+print('compiled:', worker.classify.core.__file__)"

@@ -9,7 +9,7 @@ start=$(date +%s)
 bash scripts/bootstrap.sh
 bash scripts/install-deploy-tools.sh .venv
 echo "==> Kafka jars for the local test broker"
-.venv/bin/python -m worker.devbroker --fetch-only
+.venv/bin/python -m worker.dev.devbroker --fetch-only
 echo "==> ruff"
 .venv/bin/ruff check .
 echo "==> mypy"

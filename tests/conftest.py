@@ -12,4 +12,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 _BUILD = os.environ.get("CLASSIFIER_TEST_BUILD")
 if _BUILD:
     sys.path.insert(0, str(Path(_BUILD).resolve()))
-    import worker.core  # noqa: F401
+    import worker.classify.core  # noqa: F401

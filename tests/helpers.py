@@ -10,8 +10,8 @@ from typing import Any
 import jsonschema
 import orjson
 
-from worker.core import Classified, DeadLetter, Outcome, Skipped, Source, classify_message
-from worker.models import ClassifiedEvent, DeadLetterRecord
+from worker.classify.core import Classified, DeadLetter, Outcome, Skipped, Source, classify_message
+from worker.contracts.models import ClassifiedEvent, DeadLetterRecord
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 SOURCE = Source("raw", 3, 17)

@@ -2,15 +2,21 @@
 
 The public surface is deliberately small: classify a raw message with
 :func:`classify_message`, and the Graph failure enum :class:`FailureCategory`.
-Everything else (the Kafka loop, metrics, probes) is the worker's private shell.
-"""
+Everything else is private. The subpackages show the architecture:
 
-__version__ = "0.1.0"
+- :mod:`worker.classify`: the pure classifier core (what mypyc compiles);
+- :mod:`worker.contracts`: the output contract (pydantic models, JSON Schemas, examples);
+- :mod:`worker.stream`: the Kafka shell (loop, commits, clients, metrics, probes, settings, logs);
+- :mod:`worker.jobs` and :mod:`worker.sources`: batch jobs and event sources on that shell;
+- :mod:`worker.dev`: development tools that production never runs (local broker, samples, demo);
+- :mod:`worker.cli`: the one command-line entry point (``python -m worker``).
+"""
 
 import types
 
-from worker.core import classify_message
-from worker.taxonomy import FailureCategory
+from worker._version import __version__
+from worker.classify.core import classify_message
+from worker.classify.taxonomy import FailureCategory
 
 __all__ = ["FailureCategory", "__version__", "classify_message", "core_build"]
 

@@ -15,8 +15,9 @@ from typing import BinaryIO
 
 import orjson
 
-from worker import __version__, core_build
-from worker.core import Classified, DeadLetter, Skipped, Source, classify_message
+from worker import core_build
+from worker._version import __version__
+from worker.classify.core import Classified, DeadLetter, Skipped, Source, classify_message
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
 
@@ -53,20 +54,24 @@ def _parser() -> argparse.ArgumentParser:
                         help="exit 1 when the files differ from what the models generate")
     schema.set_defaults(handler=_schema)
 
-    from worker.settings import add_run_arguments
+    from worker.stream.settings import add_run_arguments
     run = sub.add_parser("run", help="run the stream worker (Kafka in, Kafka out)",
                          description="Consume raw enrollment events, classify them and publish "
                          "the results. Every flag has an environment variable; see README.")
     add_run_arguments(run)
     run.set_defaults(handler=_run)
 
-    demo = sub.add_parser("demo", help="local broker + sample stream + worker, with live counts",
-                          description="Start a local Kafka broker (or use "
+    demo = sub.add_parser("demo", help="development: local broker + sample stream + worker, "
+                          "with live counts", description="Start a local Kafka broker (or use "
                           "KAFKA_BOOTSTRAP_SERVERS), stream realistic sample events into it "
                           "and run the worker on them, printing per-category counts.")
-    from worker.demo import add_arguments
-    add_arguments(demo)
-    demo.set_defaults(handler=_demo)
+    try:
+        from worker.dev.demo import add_arguments
+    except ImportError:  # the container image leaves the development tools out
+        demo.set_defaults(handler=_no_dev_tools)
+    else:
+        add_arguments(demo)
+        demo.set_defaults(handler=_demo)
     return parser
 
 
@@ -118,7 +123,7 @@ class _nullcontext:  # noqa: N801 - stderr must not be closed by the with-block
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from worker.models import json_schemas
+    from worker.contracts.models import json_schemas
 
     wanted = {f"{name}.schema.json": orjson.dumps(schema, option=orjson.OPT_INDENT_2) + b"\n"
               for name, schema in json_schemas().items()}
@@ -140,13 +145,19 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _no_dev_tools(args: argparse.Namespace) -> int:
+    print(f"error: '{args.command}' is a development tool (worker/dev), which this installation "
+          "(the container image) leaves out; run it from a source checkout", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _demo(args: argparse.Namespace) -> int:
-    from worker.demo import main as demo_main
+    from worker.dev.demo import main as demo_main
 
     return demo_main(args)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from worker.loop import run_from_args
+    from worker.stream.loop import run_from_args
 
     return run_from_args(args)

@@ -1,7 +1,7 @@
 """Metric names the deploy/ artefacts may reference, and helpers to find the ones they do.
 
 `known_metric_names()` is the single switch point. It returns the sample names of the worker's
-REAL exposition: `worker.metrics.WorkerMetrics` declared on a fresh registry (no broker
+REAL exposition: `worker.stream.metrics.WorkerMetrics` declared on a fresh registry (no broker
 needed), with one consumer-lag report applied so that the labelled lag gauge has a sample,
 rendered by `prometheus_client.generate_latest()` (what GET /metrics serves) and parsed by
 `prometheus_client.parser`. `worker_exposition()` returns that text, e.g. for
@@ -100,7 +100,7 @@ def worker_exposition() -> str:
     """What the worker's GET /metrics serves, from its real metric declarations (no broker)."""
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from worker.metrics import WorkerMetrics
+    from worker.stream.metrics import WorkerMetrics
 
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)

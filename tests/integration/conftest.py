@@ -1,5 +1,5 @@
 """Integration-test broker: $KAFKA_BOOTSTRAP_SERVERS if set, else testcontainers' Kafka when a
-Docker engine answers, else a local KRaft broker from ``worker.devbroker``.
+Docker engine answers, else a local KRaft broker from ``worker.dev.devbroker``.
 
 Every test collected below this directory is marked ``kafka``.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from worker import devbroker
+from worker.dev import devbroker
 
 _HERE = Path(__file__).resolve().parent
 

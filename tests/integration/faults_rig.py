@@ -27,7 +27,7 @@ from tests.integration.support import (
     source_of,
     wait_for,
 )
-from worker.samples import SampleMessage
+from worker.dev.samples import SampleMessage
 
 Key = tuple[int, int, int]  # (input partition, input offset, record index)
 

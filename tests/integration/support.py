@@ -1,5 +1,5 @@
 """Helpers for tests against a real broker: the worker as a real process, topic readers,
-and the expected outcome of every produced sample (from worker.samples, an independent
+and the expected outcome of every produced sample (from worker.dev.samples, an independent
 oracle written from the reference document)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import orjson
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.samples import ExpectedRecord, SampleMessage, generate
+from worker.dev.samples import ExpectedRecord, SampleMessage, generate
 
 ROOT = Path(__file__).resolve().parents[2]
 

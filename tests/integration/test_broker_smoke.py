@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from worker.devbroker import LocalKafka
+from worker.dev.devbroker import LocalKafka
 
 
 def _produce(conf: dict[str, Any], topic: str, values: list[bytes]) -> None:

@@ -3,7 +3,7 @@ and restarted on its data dir, workers killed and added in one group, an output 
 not exist, and the SIGKILL scenario in at-least-once mode.
 
 Every scenario is bounded, reads outputs with ``isolation.level=read_committed``, judges them
-against the independent oracle (``worker.samples``) and prints one figure line::
+against the independent oracle (``worker.dev.samples``) and prints one figure line::
 
     FAULT <scenario>: messages=... events=... received=... lost=... duplicated=... recover_max_s=...
 
@@ -45,7 +45,7 @@ from tests.integration.support import (
     source_of,
     wait_for,
 )
-from worker import devbroker
+from worker.dev import devbroker
 
 pytestmark = pytest.mark.slow
 

@@ -51,7 +51,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from tests.integration.support import Topics, WorkerProcess, wait_for
-from worker.metrics import ENROLLMENT_TYPE_LABELS, OS_LABELS
+from worker.stream.metrics import ENROLLMENT_TYPE_LABELS, OS_LABELS
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ INPUT_TOPIC_MAX_BYTES = 8 * MiB  # topic-level max.message.bytes of the input to
 WORKER_MAX_MESSAGE_BYTES = 2 * MiB  # the worker's default --max-message-bytes
 DEAD_LETTER_KEEP = 512 * 1024  # the worker's default --max-dead-letter-payload
 # VmHWM of the worker over the whole run. The design allows ~50 MB of interpreter and libraries,
-# librdkafka's 64 MiB producer queue and 16 MiB consumer prefetch (worker/clients.py), one batch
+# librdkafka's 64 MiB producer queue and 16 MiB consumer prefetch (worker/stream/clients.py), one batch
 # in Python and allocator slack; measured 188-205 MB here, almost all of it during the flood.
 PEAK_RSS_BOUND_MB = 250
 FLOOD_RECORDS, FLOOD_PER_MESSAGE = 100_000, 1000

@@ -55,7 +55,7 @@ from tests.integration.support import (
     samples,
     wait_for,
 )
-from worker.taxonomy import FailureCategory
+from worker.classify.taxonomy import FailureCategory
 
 T = TypeVar("T")
 

@@ -41,7 +41,7 @@ from tests.integration.support import (
     samples,
     wait_for,
 )
-from worker.devbroker import LocalKafka
+from worker.dev.devbroker import LocalKafka
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,8 @@ from tests.integration.support import (
     samples,
     wait_for,
 )
-from worker import devbroker
-from worker.taxonomy import FailureCategory
+from worker.classify.taxonomy import FailureCategory
+from worker.dev import devbroker
 
 
 @pytest.fixture
@@ -172,7 +172,7 @@ def test_pseudonymisation_setting_hides_identities_in_outputs(
         workers: list[WorkerProcess], tmp_path: Path) -> None:
     from confluent_kafka import Producer
 
-    from worker.examples import GRAPH_EVENT
+    from worker.contracts.examples import GRAPH_EVENT
 
     t = topics(1)
     event = {**GRAPH_EVENT, "userPrincipalName": "ada@contoso.com",

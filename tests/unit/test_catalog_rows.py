@@ -1,4 +1,4 @@
-"""One row per piece of knowledge in worker/catalog.py, written from the reference table.
+"""One row per piece of knowledge in worker/classify/catalog.py, written from the reference table.
 
 Adding a code, name or phrase to the catalog without a row here fails
 ``test_every_catalog_entry_has_a_test_row``.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import one_event
-from worker import catalog
-from worker.taxonomy import FailureCategory
+from worker.classify import catalog
+from worker.classify.taxonomy import FailureCategory
 
 # (HRESULT, detail reason, category) from shared/reference/enrollment-failures.md section 4.1
 # and the mapping table. For "(judgment)" rows the judged category is used.

@@ -69,3 +69,17 @@ def test_missing_file_is_a_clear_error() -> None:
 def test_no_command_prints_help_and_exits_2() -> None:
     proc = run()
     assert proc.returncode == 2 and b"classify" in proc.stderr
+
+
+def test_an_installation_without_the_dev_tools_still_runs_and_explains_demo() -> None:
+    # The container image installs the package without worker/dev (.dockerignore); hiding the
+    # package in sys.modules does the same here (a copy would still find the editable install).
+    code = ("import sys; sys.modules['worker.dev'] = None; from worker.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    for args, exit_code, said in ((["--version"], 0, b"python -m worker"),
+                                  (["run", "--help"], 0, b"--bootstrap-servers"),
+                                  (["demo"], 2, b"development tool")):
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, cwd=ROOT,
+                              timeout=60, check=False)
+        assert proc.returncode == exit_code, proc.stderr
+        assert said in proc.stdout + proc.stderr and b"Traceback" not in proc.stderr

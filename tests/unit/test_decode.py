@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from tests.helpers import check_outcome, classify
-from worker.core import CoreOptions, DeadLetter, Source, classify_message
+from worker.classify.core import CoreOptions, DeadLetter, Source, classify_message
 
 CASES = [
     (None, "empty"),

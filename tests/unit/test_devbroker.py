@@ -1,4 +1,4 @@
-"""worker.devbroker without java or network: config rendering, ports, jar cache, CLI wiring."""
+"""worker.dev.devbroker without java or network: config rendering, ports, jar cache, CLI wiring."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from worker import devbroker
-from worker.devbroker import Ports, SecurityInfo, render_server_properties
+from worker.dev import devbroker
+from worker.dev.devbroker import Ports, SecurityInfo, render_server_properties
 
 REPO = Path(__file__).resolve().parents[2]
 

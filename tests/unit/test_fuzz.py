@@ -1,7 +1,7 @@
-"""Structure-aware fuzzing of the core's entry point, ``worker.core.classify_message``.
+"""Structure-aware fuzzing of the core's entry point, ``worker.classify.core.classify_message``.
 
 Where ``test_properties.py`` feeds plain random bytes and random JSON, this module starts from
-*real* messages (every shape ``worker.samples`` generates, readable and unreadable) and mutates
+*real* messages (every shape ``worker.dev.samples`` generates, readable and unreadable) and mutates
 them the way broken producers, truncating proxies and hostile senders do:
 
 * byte level: flips, truncation, insertion of tokens that matter to a JSON parser or a UTF-8
@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import check_outcome
-from worker.core import (
+from worker.classify.core import (
     Classified,
     CoreOptions,
     DeadLetter,
@@ -44,7 +44,7 @@ from worker.core import (
     Source,
     classify_message,
 )
-from worker.samples import generate
+from worker.dev.samples import generate
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "800"))
 SOURCE = Source("fuzz", 4, 99)

@@ -1,12 +1,12 @@
-"""Category spellings and the precedence rule (worker/normalize.py's docstring)."""
+"""Category spellings and the precedence rule (worker/classify/normalize.py's docstring)."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.helpers import classify, one_event
-from worker.core import Skipped
-from worker.taxonomy import FailureCategory
+from worker.classify.core import Skipped
+from worker.classify.taxonomy import FailureCategory
 
 MEMBERS = list(FailureCategory)
 

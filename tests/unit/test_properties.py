@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import check_outcome
-from worker.core import Classified, DeadLetter, Skipped, Source, classify_message
+from worker.classify.core import Classified, DeadLetter, Skipped, Source, classify_message
 
 SOURCE = Source("fuzz", 1, 2)
 KEYS = st.sampled_from(["failureCategory", "FailureCategory", "failureReason", "FailureReason",

@@ -1,4 +1,4 @@
-"""Tests for worker.samples, the deterministic sample-message generator and test oracle."""
+"""Tests for worker.dev.samples, the deterministic sample-message generator and test oracle."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.samples import (
+from worker.dev.samples import (
     DW_REASONS,
     HRESULTS,
     MEMBERS,
@@ -193,7 +193,7 @@ def test_summarize_counts_expectations() -> None:
 
 def test_cli_writes_one_parseable_message_per_line() -> None:
     args = ["--count", "400", "--seed", "9", "--bad-ratio", "0.2", "--summary"]
-    done = subprocess.run([sys.executable, "-m", "worker.samples", *args], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "worker.dev.samples", *args], cwd=ROOT,
                           capture_output=True, check=True, timeout=60)
     lines = done.stdout.split(b"\n")
     assert lines[-1] == b""

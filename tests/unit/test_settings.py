@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.settings import ConfigError, add_run_arguments, load_settings
+from worker.stream.settings import ConfigError, add_run_arguments, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

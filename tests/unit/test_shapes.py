@@ -6,9 +6,9 @@ import orjson
 import pytest
 
 from tests.helpers import check_outcome, classify, one_event
-from worker.core import Classified, DeadLetter, Skipped
-from worker.examples import GRAPH_EVENT, LOG_ROW
-from worker.taxonomy import FailureCategory
+from worker.classify.core import Classified, DeadLetter, Skipped
+from worker.classify.taxonomy import FailureCategory
+from worker.contracts.examples import GRAPH_EVENT, LOG_ROW
 
 MEMBERS = list(FailureCategory)
 
@@ -128,7 +128,7 @@ def test_derived_ids_are_deterministic_and_distinct() -> None:
 
 
 def test_pseudonymization_hides_identities_but_keeps_them_joinable() -> None:
-    from worker.core import CoreOptions, Source, classify_message
+    from worker.classify.core import CoreOptions, Source, classify_message
 
     event = {**GRAPH_EVENT, "userPrincipalName": "ada@contoso.com",
              "failureReason": "user ada@contoso.com has no license"}

@@ -12,14 +12,14 @@ import pytest
 from confluent_kafka import KafkaError
 from prometheus_client import CollectorRegistry
 
-from worker.clients import consumer_config, consumer_error_kind, error_kind, producer_config
-from worker.commit import CommitPolicy, Window
-from worker.core import Source, classify_message
-from worker.logs import JsonFormatter
-from worker.metrics import ConsumerLagCollector, Tally, WorkerMetrics, brokers_up
-from worker.probes import Health, make_app
-from worker.settings import Settings
-from worker.taxonomy import FailureCategory
+from worker.classify.core import Source, classify_message
+from worker.classify.taxonomy import FailureCategory
+from worker.stream.clients import consumer_config, consumer_error_kind, error_kind, producer_config
+from worker.stream.commit import CommitPolicy, Window
+from worker.stream.logs import JsonFormatter
+from worker.stream.metrics import ConsumerLagCollector, Tally, WorkerMetrics, brokers_up
+from worker.stream.probes import Health, make_app
+from worker.stream.settings import Settings
 
 
 class FakeClock:

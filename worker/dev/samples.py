@@ -9,7 +9,7 @@ category sent with a specific reason always agrees with it (conflicts are tested
 unrecognised category with no other evidence is ``unknown``; log rows with resultType "Success"
 are ``skipped_success``. About ``bad_ratio`` of messages are unreadable, and an Event Hubs
 envelope holds one bad row with that probability: ``dead_letter`` (that row alone). Same seed,
-same bytes; a shorter run is a prefix of a longer one. ``python -m worker.samples --help``: CLI.
+same bytes; a shorter run is a prefix of a longer one. ``python -m worker.dev.samples --help``: CLI.
 """
 
 from __future__ import annotations
@@ -363,7 +363,7 @@ def _emit(messages: Iterable[SampleMessage], out: BinaryIO, skipped: list[int]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m worker.samples", description="Write sample Intune enrollment messages "
+        prog="python -m worker.dev.samples", description="Write sample Intune enrollment messages "
         "to stdout as JSON Lines, one compact message value per line.",
         epilog="Messages whose value is not valid UTF-8 JSON text (tombstones, empty values, "
         "invalid UTF-8, invalid JSON) cannot be written as a line and are skipped; --summary "

@@ -1,7 +1,7 @@
 """``python -m worker demo``: see the worker classify a live stream in under a minute.
 
-Starts the local Kafka broker (:mod:`worker.devbroker`) unless ``KAFKA_BOOTSTRAP_SERVERS``
-names one, creates the three topics, feeds realistic sample events (:mod:`worker.samples`)
+Starts the local Kafka broker (:mod:`worker.dev.devbroker`) unless ``KAFKA_BOOTSTRAP_SERVERS``
+names one, creates the three topics, feeds realistic sample events (:mod:`worker.dev.samples`)
 at a steady rate, runs the real worker on them, and prints per-category counts every few
 seconds while ``/metrics`` serves the same numbers. Ctrl-C stops everything and cleans up.
 """
@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
-from worker import logs
-from worker.devbroker import LocalKafka, create_topics
-from worker.loop import run
-from worker.samples import generate
-from worker.settings import Settings
-from worker.taxonomy import FailureCategory
+from worker.classify.taxonomy import FailureCategory
+from worker.dev.devbroker import LocalKafka, create_topics
+from worker.dev.samples import generate
+from worker.stream import logs
+from worker.stream.loop import run
+from worker.stream.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

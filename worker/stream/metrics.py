@@ -21,10 +21,11 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from worker import __version__, catalog
-from worker.core import CLASSIFIER_VERSION, Classified, DeadLetter, Outcome, Skipped
-from worker.decode import ERROR_CLASSES
-from worker.taxonomy import Evidence, FailureCategory
+from worker._version import __version__
+from worker.classify import catalog
+from worker.classify.core import CLASSIFIER_VERSION, Classified, DeadLetter, Outcome, Skipped
+from worker.classify.decode import ERROR_CLASSES
+from worker.classify.taxonomy import Evidence, FailureCategory
 
 OUTCOMES: Final = ("classified", "dead_lettered", "skipped_success", "skipped_other")
 OS_LABELS: Final = (*sorted(set(catalog.OPERATING_SYSTEMS.values())), "other", "unknown")

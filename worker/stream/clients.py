@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
-from worker import __version__
-from worker.settings import Settings
+from worker._version import __version__
+from worker.stream.settings import Settings
 
 ErrorKind = Literal["retriable", "abortable", "fatal"]
 

@@ -11,7 +11,7 @@ A *commit window* collects the outputs and input offsets of one or more consumed
   producer has flushed and every delivery report in the window was a success. A failed
   delivery rewinds instead; re-reading may publish duplicates, which is the contract.
 
-Counts for the window (:class:`~worker.metrics.Tally`) are handed back only on commit, so
+Counts for the window (:class:`~worker.stream.metrics.Tally`) are handed back only on commit, so
 metrics never count what an abort threw away.
 """
 
@@ -25,10 +25,10 @@ from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from worker.clients import Headers, error_kind, kafka_error
-from worker.metrics import Tally
+from worker.stream.clients import Headers, error_kind, kafka_error
+from worker.stream.metrics import Tally
 
-log = logging.getLogger("worker.commit")
+log = logging.getLogger("worker.stream.commit")
 T = TypeVar("T")
 Clock = Callable[[], float]
 

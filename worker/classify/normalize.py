@@ -1,8 +1,8 @@
 """How a failure reason is decided: the one place that says it.
 
-Input is a :class:`~worker.decode.RawRecord`; output is a :class:`Classification`, a
+Input is a :class:`~worker.classify.decode.RawRecord`; output is a :class:`Classification`, a
 :class:`Skip` (a success row, or a log row that is not about enrollment) or a
-:class:`~worker.decode.Rejection` (a category or reason of the wrong JSON type).
+:class:`~worker.classify.decode.Rejection` (a category or reason of the wrong JSON type).
 
 The precedence rule, applied in :func:`decide`:
 
@@ -20,7 +20,7 @@ The precedence rule, applied in :func:`decide`:
    drops to medium. A detail whose ``also`` lists the named category is not a conflict.
 
 Pure: no I/O, no clock, no Kafka or Prometheus. All knowledge is looked up in
-:mod:`worker.catalog`.
+:mod:`worker.classify.catalog`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Literal
 
-from worker import catalog
-from worker.catalog import Detail, fold
-from worker.decode import RawRecord, Rejection
-from worker.taxonomy import Confidence, Evidence, FailureCategory
+from worker.classify import catalog
+from worker.classify.catalog import Detail, fold
+from worker.classify.decode import RawRecord, Rejection
+from worker.classify.taxonomy import Confidence, Evidence, FailureCategory
 
 CategoryState = Literal["named", "absent", "unrecognized", "notApplicable"]
 Rule = Literal[

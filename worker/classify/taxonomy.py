@@ -5,7 +5,7 @@ Pure data types only. Member names are spelled exactly as Graph spells them on t
 ones Graph's CSDL gives (``unknown`` = 0 ... ``userAbandonment`` = 11). Graph has no
 ``unknownFutureValue`` member for this enum, so anything unrecognised maps to ``unknown``.
 
-The finer detail reasons live with their evidence and remediation in :mod:`worker.catalog`,
+The finer detail reasons live with their evidence and remediation in :mod:`worker.classify.catalog`,
 so adding one is a single table row.
 """
 

@@ -1,7 +1,7 @@
 """The shell's one entry point: raw message bytes in, encoded outcomes out.
 
 ``classify_message`` decodes a Kafka message value, decides each record's failure reason
-(:mod:`worker.normalize`), attaches remediation and returns a closed union of outcomes,
+(:mod:`worker.classify.normalize`), attaches remediation and returns a closed union of outcomes,
 each already encoded to bytes: :class:`Classified`, :class:`DeadLetter` or
 :class:`Skipped`. It never raises, whatever the bytes, and does no I/O: the stream worker
 and the ``classify`` CLI both publish what it returns.
@@ -22,17 +22,18 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from worker import __version__, catalog
-from worker.catalog import Detail, Hint, fold
-from worker.decode import (
+from worker._version import __version__
+from worker.classify import catalog
+from worker.classify.catalog import Detail, Hint, fold
+from worker.classify.decode import (
     DEFAULT_MAX_MESSAGE_BYTES,
     ErrorClass,
     RawRecord,
     Rejection,
     decode_message,
 )
-from worker.normalize import Classification, Skip, normalize_failure
-from worker.taxonomy import Evidence, FailureCategory
+from worker.classify.normalize import Classification, Skip, normalize_failure
+from worker.classify.taxonomy import Evidence, FailureCategory
 
 CLASSIFIER_VERSION: Final = __version__
 SCHEMA_VERSION: Final = 1

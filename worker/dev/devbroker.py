@@ -2,7 +2,7 @@
 
 ``ensure_jars`` fetches the broker classpath from Maven Central once, into a cache outside the repo;
 ``LocalKafka`` runs ``kafka.Kafka`` under java on 127.0.0.1 and always tears it down again.
-CLI: ``python -m worker.devbroker [--port N] [--fetch-only] [--topics a,b --partitions N]``.
+CLI: ``python -m worker.dev.devbroker [--port N] [--fetch-only] [--topics a,b --partitions N]``.
 """
 
 from __future__ import annotations
@@ -428,7 +428,7 @@ def _close_all() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.devbroker",
+    parser = argparse.ArgumentParser(prog="python -m worker.dev.devbroker",
                                      description="Run a local single-node Kafka until Ctrl-C.")
     parser.add_argument("--port", type=int, default=0, help="broker port (default: a free one)")
     parser.add_argument("--fetch-only", action="store_true", help="only download the jars")

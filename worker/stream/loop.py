@@ -1,8 +1,9 @@
 """The stream worker: consume a batch, classify, produce, commit; repeat until told to stop.
 
-The loop is a thin shell around :func:`worker.core.classify_message`. Commit policy and
-offset handling live in :mod:`worker.commit`, error classification in
-:mod:`worker.clients`, metrics in :mod:`worker.metrics`, probes in :mod:`worker.probes`.
+The loop is a thin shell around :func:`worker.classify.core.classify_message`. Commit policy and
+offset handling live in :mod:`worker.stream.commit`, error classification in
+:mod:`worker.stream.clients`, metrics in :mod:`worker.stream.metrics`, probes in
+:mod:`worker.stream.probes`.
 
 Shutdown (SIGTERM/SIGINT): stop consuming, commit (or abort) the open window, close the
 consumer so the group rebalances at once, flush the producer, exit 0.
@@ -23,24 +24,25 @@ from typing import Final, cast
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from worker import core_build, logs, probes
-from worker.clients import (
+from worker import core_build
+from worker.classify.core import Classified, CoreOptions, DeadLetter, Source, classify_message
+from worker.stream import logs, probes
+from worker.stream.clients import (
     AUTH_CODES,
     Headers,
     consumer_error_kind,
     create_clients,
     provenance_headers,
 )
-from worker.commit import (
+from worker.stream.commit import (
     CommitPolicy,
     Committer,
     FatalKafkaError,
     WindowAborted,
     make_committer,
 )
-from worker.core import Classified, CoreOptions, DeadLetter, Source, classify_message
-from worker.metrics import WorkerMetrics, brokers_up
-from worker.settings import ConfigError, Settings, environment, load_settings
+from worker.stream.metrics import WorkerMetrics, brokers_up
+from worker.stream.settings import ConfigError, Settings, environment, load_settings
 
 log = logging.getLogger("worker")
 EXIT_OK, EXIT_USAGE, EXIT_FATAL = 0, 2, 3

@@ -2,7 +2,7 @@
 
 Everything the classifier knows sits here as plain data: category aliases, detail reasons
 with the exact names, Windows HRESULTs and free-text phrases that identify them, and the
-remediation an admin can act on. :mod:`worker.normalize` holds no reason strings or codes,
+remediation an admin can act on. :mod:`worker.classify.normalize` holds no reason strings or codes,
 only lookups into these tables.
 
 Adding an error code is one ``codes=`` entry (or one ``Detail`` row) here plus one row in
@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from worker.taxonomy import FailureCategory as C
+from worker.classify.taxonomy import FailureCategory as C
 
 _LEARN = "https://learn.microsoft.com"
 DOC_WINDOWS = f"{_LEARN}/troubleshoot/mem/intune/device-enrollment/troubleshoot-windows-enrollment-errors"

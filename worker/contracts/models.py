@@ -1,6 +1,6 @@
 """Pydantic contracts for what the worker reads and writes, and the JSON Schemas made from them.
 
-The hot path (:mod:`worker.core`) builds plain dicts and encodes them with orjson, because
+The hot path (:mod:`worker.classify.core`) builds plain dicts and encodes them with orjson, because
 building a pydantic model per event would cost more than classifying it. These models are
 the reviewed contract instead: ``schemas/`` is generated from them, and the tests validate
 every output the core produces against them.
@@ -16,8 +16,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.decode import ERROR_CLASSES
-from worker.taxonomy import FailureCategory
+from worker.classify.decode import ERROR_CLASSES
+from worker.classify.taxonomy import FailureCategory
 
 CategoryName = Literal[
     "unknown", "authentication", "authorization", "accountValidation", "userValidation",
@@ -63,7 +63,7 @@ class ClassificationInfo(_Out):
     rule: Literal[
         "category-field", "category-and-detail-agree", "detail-over-uninformative-category",
         "category-over-conflicting-detail", "unrecognized-category", "no-evidence",
-    ] = Field(description="Which precedence rule applied (see worker/normalize.py).")
+    ] = Field(description="Which precedence rule applied (see worker/classify/normalize.py).")
     confidence: Literal["high", "medium", "low"]
     matched: str | None = Field(description="The code, name or phrase that matched, if any.")
     rawCategory: str | int | None = Field(description="The category value as received.")
@@ -227,7 +227,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """Every schema file's content by name, with examples taken from the real core."""
-    from worker.examples import EXAMPLES
+    from worker.contracts.examples import EXAMPLES
 
     out: dict[str, dict[str, Any]] = {}
     for name, model in SCHEMA_MODELS.items():

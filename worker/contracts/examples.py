@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from worker.core import Classified, DeadLetter, Source, classify_message
+from worker.classify.core import Classified, DeadLetter, Source, classify_message
 
 GRAPH_EVENT: dict[str, Any] = {
     "@odata.type": "#microsoft.graph.enrollmentTroubleshootingEvent",
