@@ -4,6 +4,7 @@ sets stay closed whatever the input says. Each test reads a fresh registry."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, get_args
 
@@ -95,7 +96,7 @@ def test_detail_series_are_derived_from_the_catalog() -> None:
     assert {d for _, d in DETAIL_SERIES} == {NO_DETAIL, *(d.name for d in catalog.DETAILS)}
 
 
-def _emitted_pairs(events: list[bytes]) -> set[tuple[str, str]]:
+def _emitted_pairs(events: Sequence[bytes | None]) -> set[tuple[str, str]]:
     return {(o.category.name, o.detail_reason) for raw in events
             for o in classify_message(raw, Source("t")) if isinstance(o, Classified)}
 

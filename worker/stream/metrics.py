@@ -16,15 +16,18 @@ series' first sample, so a series born at 1 hides that failure from every alert)
   details). Normalize reports a detail under the event's own category only when that category
   is the detail's own or one of its ``also`` (a conflicting detail goes to
   ``classification.conflict``, and the event's detail reason is ``none``), so the full cross
-  product (12 x 49 = 588 series, about 9 times the scrape bytes of this family) would only
-  add series that stay at zero forever. tests/unit/test_counters.py holds the classifier to
-  that: every pair it emits is pre-created.
+  product would only add series that stay at zero forever: 588 series and 142 kB per scrape
+  instead of 63 and 15 kB (measured with prometheus_client's exposition, ``_created``
+  included). tests/unit/test_counters.py holds the classifier to that: every pair it emits
+  is pre-created.
 * ``enrollment_skipped_records_total{reason}`` (3) and ``enrollment_event_age_seconds{shape}``
   (5 shapes) likewise.
 * ``enrollment_failures_total{failure_category, os, enrollment_type}``, the breakdown for
   dashboards, pre-creates only ``os="unknown", enrollment_type="unknown"``: all combinations
-  would be 12 x 8 x 22 = 2,112 series; its other combinations appear on first use, so rules
-  must not read it.
+  would be 12 x 10 x 22 = 2,640 series and 700 kB per scrape; its other combinations appear
+  on first use, so rules must not read it.
+
+The whole exposition at start is 355 samples, 37 kB (it was 105 and 11 kB before these).
 """
 
 from __future__ import annotations
