@@ -47,10 +47,14 @@ MAX_FIELD_CHARS: Final = 256
 DEFAULT_MAX_DEAD_LETTER_PAYLOAD: Final = 512 * 1024
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 NO_DETAIL: Final = "none"  # the detail_reason of an outcome without a detail reason
-# Input shapes as a closed set of metric labels; a shape decode does not know yet is "other".
+# Input shapes as a closed set of metric labels; a shape without an entry here is "other".
+# Graph's Autopilot and other event types, ESP log rows and report exports are named ahead of
+# decode knowing them (issue 12), so the label set does not change when it does.
 SHAPE_LABELS: Final = ("graph", "log_row", "flat", "export_row", "other")
-_SHAPE_LABEL: Final[dict[str, str]] = {
-    "graphEvent": "graph", "diagnosticLog": "log_row", "flat": "flat"}
+SHAPE_LABEL_OF: Final[dict[str, str]] = {
+    "graphEvent": "graph", "autopilotEvent": "graph", "otherEvent": "graph",
+    "diagnosticLog": "log_row", "espLog": "log_row", "reportExport": "export_row",
+    "flat": "flat"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +130,9 @@ def _outcome(item: RawRecord | Rejection, value: bytes | None, source: Source,
     if isinstance(result, Classification):  # the common case first: this runs per event
         return _classified(item, result, value, source, options)
     if isinstance(result, Skip):
-        return Skipped(result.reason, item.index, event_epoch(_event_time_text(item)),
-                       _SHAPE_LABEL.get(item.shape, "other"))
+        return Skipped(result.reason, item.index,
+                       event_time=event_epoch(_event_time_text(item)),
+                       shape_label=SHAPE_LABEL_OF.get(item.shape, "other"))
     return _dead_letter(result, value, source, options)
 
 
@@ -167,7 +172,7 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
     detail = c.detail
     return Classified(encoded, partition_key.encode(), event_id, c.category, c.evidence,
                       os_label, et_label, detail.name if detail else NO_DETAIL,
-                      event_epoch(f["eventTime"]), _SHAPE_LABEL.get(record.shape, "other"))
+                      event_epoch(f["eventTime"]), SHAPE_LABEL_OF.get(record.shape, "other"))
 
 
 _FIELD_PLAN = {shape: tuple(plan.items()) for shape, plan in catalog.FIELD_SOURCES.items()}
