@@ -27,6 +27,10 @@ import yaml
 # Counter base names carry no `_total` (prometheus_client appends it in the exposition).
 WORKER_METRICS: dict[str, str] = {
     "enrollment_failures": "counter",
+    "enrollment_category_failures": "counter",
+    "enrollment_failure_details": "counter",
+    "enrollment_skipped_records": "counter",
+    "enrollment_event_age_seconds": "histogram",
     "enrollment_events": "counter",
     "enrollment_dead_letters": "counter",
     "enrollment_classifications": "counter",

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from worker.classify.catalog import DETAILS
+
 from .conftest import DEPLOY, run
 from .metric_names import (
     GRAPH_FAILURE_CATEGORIES,
@@ -40,6 +42,10 @@ ALLOWED_LABEL_VALUES: dict[str, set[str]] = {
     "result": {"committed", "aborted"},
     "kind": {"retriable", "abortable", "fatal"},
     "job": {"enrollment-classifier"},
+    "freshness": {"fresh", "late"},
+    "reason": {"success", "in_progress", "not_enrollment"},
+    "shape": {"graph", "log_row", "flat", "export_row", "other"},
+    "detail_reason": {"none", *(d.name for d in DETAILS)},
 }
 
 # Grafana macros, replaced by a plausible value before promtool parses an expression.
@@ -126,6 +132,10 @@ def test_contract_metrics_present() -> None:
     names = known_metric_names()
     for required in (
         "enrollment_failures_total",
+        "enrollment_category_failures_total",
+        "enrollment_failure_details_total",
+        "enrollment_skipped_records_total",
+        "enrollment_event_age_seconds_bucket",
         "enrollment_events_total",
         "enrollment_dead_letters_total",
         "enrollment_classifications_total",

@@ -178,8 +178,9 @@ class WorkerProcess:
 
     def __init__(self, bootstrap: str, topics: Topics, group: str, *,
                  guarantee: str = "exactly-once", transactional_id: str | None = None,
-                 env: dict[str, str] | None = None, log_dir: Path) -> None:
-        self.port = free_port()
+                 env: dict[str, str] | None = None, log_dir: Path,
+                 port: int | None = None) -> None:
+        self.port = port or free_port()  # a restarted worker keeps its scrape address
         self.env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                     "CLASSIFIER_INPUT_TOPIC": topics.input,
                     "CLASSIFIER_OUTPUT_TOPIC": topics.output,

@@ -93,3 +93,14 @@ def test_print_config_masks_secrets() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "hunter2" not in proc.stdout + proc.stderr
     assert "sasl.password" in proc.stdout
+
+
+def test_fresh_event_max_age_from_its_variable_and_flag() -> None:
+    assert load_settings(parse(), {}).fresh_event_max_age == 3600
+    env = {"FRESH_EVENT_MAX_AGE_SECONDS": "21600"}
+    assert load_settings(parse(), env).fresh_event_max_age == 21600
+    assert load_settings(parse("--fresh-event-max-age", "900"), env).fresh_event_max_age == 900
+    with pytest.raises(ConfigError) as err:
+        load_settings(parse(), {"FRESH_EVENT_MAX_AGE_SECONDS": "0"})
+    assert "fresh_event_max_age (--fresh-event-max-age / FRESH_EVENT_MAX_AGE_SECONDS)" in \
+        str(err.value)

@@ -107,7 +107,7 @@ def test_tally_is_applied_only_when_recorded_and_labels_stay_closed() -> None:
     for raw in (b'{"failureCategory": 4, "operatingSystem": "iOS", "enrollmentType": "x1"}',
                 b'{"failureCategory": 4, "operatingSystem": "HoloOS"}', b"broken",
                 b'{"failureCategory": "Not Applicable"}'):
-        tally.add_all(classify_message(raw, Source("t")))
+        tally.add_all(classify_message(raw, Source("t")), now=1.8e9, fresh_max_age=3600)
     tally.messages = 4
     assert registry.get_sample_value("enrollment_events_total", {"outcome": "classified"}) == 0
     metrics.record(tally)
@@ -128,7 +128,7 @@ def test_hostile_label_values_do_not_create_series() -> None:
     for i in range(500):
         raw = orjson.dumps({"failureCategory": 1, "operatingSystem": f"os-{i}",
                             "enrollmentType": f"type-{i}"})
-        tally.add_all(classify_message(raw, Source("t")))
+        tally.add_all(classify_message(raw, Source("t")), now=1.8e9, fresh_max_age=3600)
     metrics.record(tally)
     series = [s for m in registry.collect() if m.name == "enrollment_failures"
               for s in m.samples if s.name == "enrollment_failures_total"]

@@ -8,6 +8,11 @@ and the ``classify`` CLI both publish what it returns.
 
 Output ids are deterministic (the source's own id, else a hash of the record), so a replay
 yields the same ids and downstream consumers can drop duplicates.
+
+Each outcome also carries what the shell's metrics need and only the core can read: the detail
+reason's name, the input shape as a closed label, and the record's own event time as Unix
+seconds (:func:`event_epoch`; None when absent or unreadable). The core never reads a clock:
+how old an event is, and whether it is fresh, is the shell's decision.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import base64
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final, Literal
 
@@ -40,6 +46,15 @@ SCHEMA_VERSION: Final = 1
 MAX_FIELD_CHARS: Final = 256
 DEFAULT_MAX_DEAD_LETTER_PAYLOAD: Final = 512 * 1024
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+NO_DETAIL: Final = "none"  # the detail_reason of an outcome without a detail reason
+# Input shapes as a closed set of metric labels; a shape without an entry here is "other".
+# Graph's Autopilot and other event types, ESP log rows and report exports are named ahead of
+# decode knowing them (issue 12), so the label set does not change when it does.
+SHAPE_LABELS: Final = ("graph", "log_row", "flat", "export_row", "other")
+SHAPE_LABEL_OF: Final[dict[str, str]] = {
+    "graphEvent": "graph", "autopilotEvent": "graph", "otherEvent": "graph",
+    "diagnosticLog": "log_row", "espLog": "log_row", "reportExport": "export_row",
+    "flat": "flat"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +82,9 @@ class Classified:
     evidence: Evidence
     os_label: str  # closed set for metrics: a known OS, "unknown" or "other"
     enrollment_type_label: str
+    detail_reason: str  # the detail reason's catalog name, or NO_DETAIL
+    event_time: float | None  # the record's own event time, Unix seconds
+    shape_label: str  # one of SHAPE_LABELS
 
 
 @dataclass(slots=True)  # not frozen: frozen __init__ costs ~1 us per event
@@ -81,6 +99,9 @@ class DeadLetter:
 class Skipped:
     reason: Literal["success", "not_enrollment", "empty_batch"]
     index: int | None
+    # Measurements for the metrics, as in Classified; not part of what the outcome is.
+    event_time: float | None = field(default=None, compare=False)
+    shape_label: str = field(default="other", compare=False)
 
 
 Outcome = Classified | DeadLetter | Skipped
@@ -109,7 +130,9 @@ def _outcome(item: RawRecord | Rejection, value: bytes | None, source: Source,
     if isinstance(result, Classification):  # the common case first: this runs per event
         return _classified(item, result, value, source, options)
     if isinstance(result, Skip):
-        return Skipped(result.reason, item.index)
+        return Skipped(result.reason, item.index,
+                       event_time=event_epoch(_event_time_text(item)),
+                       shape_label=SHAPE_LABEL_OF.get(item.shape, "other"))
     return _dead_letter(result, value, source, options)
 
 
@@ -146,8 +169,10 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
     # Classification, so it is encoded once and spliced in: head is '{...,' and rest '{...}'.
     encoded = head + orjson.dumps(rest)[1:]
     partition_key = intune_device or entra_device or event_id
+    detail = c.detail
     return Classified(encoded, partition_key.encode(), event_id, c.category, c.evidence,
-                      os_label, et_label)
+                      os_label, et_label, detail.name if detail else NO_DETAIL,
+                      event_epoch(f["eventTime"]), SHAPE_LABEL_OF.get(record.shape, "other"))
 
 
 _FIELD_PLAN = {shape: tuple(plan.items()) for shape, plan in catalog.FIELD_SOURCES.items()}
@@ -218,6 +243,86 @@ def _read_fields(record: RawRecord) -> dict[str, str | None]:
                 out[name] = next((v[:MAX_FIELD_CHARS] for k in keys
                                   if (v := row.get(k)).__class__ is str and v), None)
     return out
+
+
+def _event_time_text(record: RawRecord) -> str | None:
+    """The event-time field alone, read as _read_fields reads it (for skipped records)."""
+    for key in _EVENT_TIME_KEYS[record.shape]:
+        value = record.fields.get(key)
+        if value is not None:
+            return _scalar_text(value)
+    if record.row is not record.fields:
+        for key in catalog.LOG_ROW_FIELDS["eventTime"]:
+            value = record.row.get(key)
+            if value is not None:
+                return _scalar_text(value)
+    return None
+
+
+def _scalar_text(value: Any) -> str | None:
+    cls = value.__class__
+    if cls is str:
+        return value[:MAX_FIELD_CHARS] or None
+    return str(value) if cls is int or cls is float else None
+
+
+_EVENT_TIME_KEYS = {shape: plan["eventTime"] for shape, plan in catalog.FIELD_SOURCES.items()}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z, the last instant datetime can name
+_MILLIS_FROM = 1e11  # larger epoch numbers are milliseconds (1e11 s is the year 5138)
+
+
+def event_epoch(text: str | None) -> float | None:
+    """Unix seconds of an event-time field value; None when absent or unreadable. Never raises.
+
+    Reads ISO 8601 as Graph, Azure Monitor and Log Analytics write it (``Z`` or an offset,
+    0 to 7 fractional digits; without an offset it is UTC, as ``EnrollmentTimeUTC`` and the
+    exports are), and Unix seconds or milliseconds as a number.
+    """
+    if not text:
+        return None
+    hour = _hour_epoch(text[:13])
+    if hour is not None and len(text) >= 19 and text[13] == ":" and text[16] == ":":
+        # The common case, ``2026-11-02T09:15:27[.fff...]Z``, without building a datetime:
+        # the date and hour repeat across a stream and are cached. Seconds are enough here.
+        tail = text[19:]
+        minutes, seconds = text[14:16], text[17:19]
+        # isdecimal and the range test together admit exactly "00".."59" (int() would raise
+        # on digits such as "²" that isdigit accepts, and a core that raises dead-letters).
+        if (tail == "Z" or (tail[:1] == "." and tail[-1:] == "Z" and tail[1:-1].isdecimal())) \
+                and minutes.isdecimal() and seconds.isdecimal() and minutes < "60" \
+                and seconds < "60":
+            return hour + int(minutes) * 60 + int(seconds)
+    return _slow_epoch(text)
+
+
+@lru_cache(maxsize=1024)
+def _hour_epoch(prefix: str) -> float | None:
+    """``YYYY-MM-DDTHH`` as Unix seconds (UTC), or None if it is not that."""
+    if len(prefix) != 13 or prefix[10] not in "Tt ":
+        return None
+    try:
+        return (datetime.fromisoformat(prefix + ":00") - _EPOCH_NAIVE).total_seconds()
+    except ValueError:
+        return None
+
+
+def _slow_epoch(text: str) -> float | None:
+    try:
+        if text[-1:].isdecimal() and text.lstrip("-")[:1].isdecimal() and "-" not in text[1:]:
+            number = float(text)  # a number (the fields give numbers as their str())
+            epoch = number / 1000 if number >= _MILLIS_FROM else number
+            return epoch if 0 <= epoch <= _MAX_EPOCH else None
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except (ValueError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        return (moment - _EPOCH_NAIVE).total_seconds()
+    try:
+        return (moment - _EPOCH).total_seconds()
+    except OverflowError:  # an offset pushes 0001-01-01 or 9999-12-31 out of range
+        return None
 
 
 def _raw_category(value: Any) -> str | int | None:

@@ -69,8 +69,10 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def run(settings: Settings, stop: threading.Event, registry: CollectorRegistry,
-        clock: Callable[[], float] = time.monotonic) -> int:
-    """Run until ``stop`` is set. Returns an exit code; raises nothing for Kafka trouble."""
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time) -> int:
+    """Run until ``stop`` is set. Returns an exit code; raises nothing for Kafka trouble.
+    ``clock`` times intervals; ``wall_clock`` (Unix time) dates progress and ages events."""
     health = probes.Health(clock)
     metrics = WorkerMetrics(registry)
     metrics.report_readiness(health.ready)
@@ -84,7 +86,7 @@ def run(settings: Settings, stop: threading.Event, registry: CollectorRegistry,
     log.info("worker starting", extra={"settings": str(settings), "core": core_build(),
                                        "metrics_port": server.server_port})
     try:
-        worker = StreamWorker(settings, metrics, health, clock)
+        worker = StreamWorker(settings, metrics, health, clock, wall_clock)
     except KafkaException as exc:
         log.error("invalid Kafka client configuration", extra={"error": str(exc.args[0])})
         server.shutdown()
@@ -97,8 +99,10 @@ def run(settings: Settings, stop: threading.Event, registry: CollectorRegistry,
 
 class StreamWorker:
     def __init__(self, settings: Settings, metrics: WorkerMetrics, health: probes.Health,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float],
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.settings, self.metrics, self.health, self.clock = settings, metrics, health, clock
+        self.wall_clock = wall_clock
         self.options = CoreOptions(
             max_message_bytes=settings.max_message_bytes,
             max_dead_letter_payload=settings.max_dead_letter_payload,
@@ -182,14 +186,14 @@ class StreamWorker:
     def _turn(self) -> None:
         aborts = self.aborts_in_row
         messages = self._next_batch()
-        now = self.clock()
+        now, wall = self.clock(), self.wall_clock()
         self.health.beat()
-        self.metrics.last_progress.set(time.time())
+        self.metrics.last_progress.set(wall)
         if messages:
             self.metrics.batch_size.observe(len(messages))
             try:
                 for message in messages:
-                    self._process(message, now)
+                    self._process(message, now, wall)
             except WindowAborted as exc:
                 self._aborted(exc)
                 # Messages of this batch after the failure were consumed but not processed:
@@ -228,7 +232,7 @@ class StreamWorker:
             return []
         return [first, *self.consumer.consume(size - 1, 0)] if size > 1 else [first]
 
-    def _process(self, message: Message, now: float) -> None:
+    def _process(self, message: Message, now: float, wall: float) -> None:
         err = message.error()
         if err is not None:
             self._on_error(err)
@@ -252,7 +256,7 @@ class StreamWorker:
                            *provenance_headers(topic, partition, offset, outcome.index),
                            ("x-error-class", outcome.error_class.encode()), *_JSON]
                 produce(self.settings.dead_letter_topic, outcome.value, message.key(), headers)
-        window.tally.add_all(outcomes)
+        window.tally.add_all(outcomes, wall, self.settings.fresh_event_max_age)
         window.track(topic, partition, offset, now)
 
     def _commit(self) -> None:

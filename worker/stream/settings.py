@@ -1,7 +1,8 @@
 """Worker configuration: the only place that reads flags and environment variables.
 
 Every setting has a flag and an environment variable (flag wins); ``KAFKA_BOOTSTRAP_SERVERS``
-keeps its conventional name, the others are ``CLASSIFIER_<NAME>``. Any librdkafka property
+keeps its conventional name and ``FRESH_EVENT_MAX_AGE_SECONDS`` the one the metric contract
+gives it, the others are ``CLASSIFIER_<NAME>``. Any librdkafka property
 passes through as ``RDKAFKA_<PROPERTY>`` (dots become underscores: ``RDKAFKA_SASL_MECHANISMS``)
 or ``--kafka-config property=value``. A ``_FILE`` suffix on any variable reads the value
 from that file (a mounted Kubernetes Secret), so secrets never need to be on a command line;
@@ -24,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 ENV_PREFIX = "CLASSIFIER_"
 RDKAFKA_PREFIX = "RDKAFKA_"
 _SECRET_WORDS = ("password", "secret", "key.pem", "token", "connection")
+_ENV_NAMES = {"bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+              "fresh_event_max_age": "FRESH_EVENT_MAX_AGE_SECONDS"}
 _RESERVED_RDKAFKA = ("bootstrap.servers", "group.id", "transactional.id", "enable.auto.commit",
                      "isolation.level")
 
@@ -63,6 +66,9 @@ class Settings(BaseModel):
     pseudonymize_key: SecretStr | None = Field(
         None, description="HMAC key: replace user/device ids and e-mails with keyed hashes")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    fresh_event_max_age: int = Field(
+        3600, ge=1, description="seconds: a failure whose own event time is older than this "
+        "when it is processed counts as late, not fresh (spike alerts read fresh ones)")
     stats_interval_ms: int = Field(5000, ge=0, description="librdkafka statistics (consumer "
                                    "lag) interval; 0 turns them off")
     kafka_config: dict[str, str | SecretStr] = Field(
@@ -97,7 +103,7 @@ class Settings(BaseModel):
 
 
 def env_name(field: str) -> str:
-    return "KAFKA_BOOTSTRAP_SERVERS" if field == "bootstrap_servers" else ENV_PREFIX + field.upper()
+    return _ENV_NAMES.get(field) or ENV_PREFIX + field.upper()
 
 
 def is_secret(rdkafka_key: str) -> bool:
