@@ -5,7 +5,8 @@ Recognises the wire shapes that carry enrollment records:
 * a Graph ``enrollmentTroubleshootingEvent``, alone or in a collection page ``{"value": [...]}``;
   where ``@odata.type`` is present it decides what a Graph record is (an Autopilot deployment
   event, another troubleshooting type that is no enrollment failure, ...:
-  ``catalog.GRAPH_TYPE_ROLES``); without it an Autopilot event is told by its deployment-state fields;
+  ``catalog.GRAPH_TYPE_ROLES``); without it an Autopilot event is told by its
+  deployment-state fields;
 * an Intune diagnostic-log row (Event Hubs / Log Analytics ``OperationalLogs``) whose
   ``properties`` is an object or a JSON string, alone or in the Azure Monitor envelope
   ``{"records": [...]}`` that diagnostic settings stream to Event Hubs; ``ESPEnrollment``
