@@ -45,7 +45,8 @@ def _from_text(text: str) -> dict[str, Any] | None:
     summary = _bounded(text)
     if summary is None:
         return None
-    links = [{"text": "Microsoft documentation", "url": url} for url in _URL.findall(text[:catalog.MAX_MICROSOFT_TEXT])
+    urls = _URL.findall(text[:catalog.MAX_MICROSOFT_TEXT])
+    links = [{"text": "Microsoft documentation", "url": url} for url in urls
              if len(url) <= catalog.MAX_LINK_CHARS][:catalog.MAX_MICROSOFT_LINKS]
     return _hint(summary, links)
 
