@@ -185,12 +185,18 @@ def _export_report(item: dict[str, Any]) -> str | None:
 def _export_fields(row: dict[str, Any]) -> dict[str, Any]:
     """A report row's columns with each enum code replaced by its ``<Column>_loc`` text.
 
-    The codes belong to report-internal enums with no published table, so the localized text
-    is what can be read; a code without text stays as it is. Export CSV gives every value as
-    text, so numbers arrive as strings either way.
+    The codes belong to report-internal enums with no published table, so only the text can
+    be read: a failure column's bare code (no text beside it) is kept as ``<Column>_code``
+    and the column itself left empty, so a report code is never taken for a Graph one.
+    Export CSV gives every value as text, so numbers arrive as strings either way.
     """
     suffix = catalog.LOCALIZED_SUFFIX
     fields = dict(row)
+    for name in catalog.EXPORT_FAILURE_COLUMNS:
+        value = row.get(name)
+        if value.__class__ is int or (value.__class__ is str and value.strip().isdigit()):
+            fields[name + "_code"] = str(value).strip()
+            fields[name] = ""
     for name, value in row.items():
         if name.endswith(suffix) and value.__class__ is str and value.strip():
             fields[name[:-len(suffix)]] = value

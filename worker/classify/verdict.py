@@ -171,11 +171,10 @@ def export_verdict(fields: dict[str, Any], report: str | None) -> Verdict:
             if verdict != "undecided":
                 return verdict
     for column in catalog.EXPORT_FAILURE_COLUMNS:
-        value = fields.get(column)
-        if value.__class__ is int or value.__class__ is float:
-            value = str(value)
-        if value.__class__ is str and fold(value[:200]) not in catalog.EXPORT_NO_FAILURE_FOLDED:
-            return "failure"
+        for value in (fields.get(column), fields.get(column + "_code")):
+            if value.__class__ is str and \
+                    fold(value[:200]) not in catalog.EXPORT_NO_FAILURE_FOLDED:
+                return "failure"
     return "success"
 
 
