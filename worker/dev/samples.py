@@ -359,7 +359,7 @@ class _Gen:
         return row, [exp], dev.key
 
     def _compliance_row(self, t: int) -> _Built:
-        rng, dev = self.rng, self._device()
+        dev = self._device()
         props = {"AlertDisplayName": "Device is not compliant", "AlertType": "NonCompliant",
                  "Description": "The device does not meet the compliance policy.",
                  "DeviceHostName": f"host-{dev.key[:6].decode()}", "DeviceName": "device",
