@@ -130,7 +130,7 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
     enrollment_type, et_label = _enrollment_type(f["enrollmentType"])
     intune_device, entra_device = f["intuneDeviceId"], f["entraDeviceId"]
     user_id, upn = f["userId"], f["userPrincipalName"]
-    microsoft = remedy.microsoft_hint(record)
+    microsoft = remedy.microsoft_hint(record) if record.shape in _HINT_SHAPES else None
     if key is None:
         head = (_decision_json(c) if microsoft is None
                 else _with_microsoft_hint(c, c.raw_reason, microsoft))
@@ -140,7 +140,7 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
         raw_reason = c.raw_reason and _EMAIL.sub(
             lambda m: _pseudonym(key, m.group()) or "", c.raw_reason)
         head = (_decision_json.__wrapped__(c, raw_reason) if microsoft is None
-                else _with_microsoft_hint(c, raw_reason, microsoft))
+                else _with_microsoft_hint.__wrapped__(c, raw_reason, microsoft))
     rest = {
         "id": event_id,
         "idSource": id_source,
@@ -150,7 +150,7 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
         "user": {"userId": user_id, "userPrincipalName": upn},
         "enrollment": {"enrollmentType": enrollment_type, "tenantId": f["tenantId"],
                        "correlationId": f["correlationId"]},
-        "deployment": _deployment_json(record),
+        "deployment": _deployment_json(record) if record.shape in _DEPLOYMENT_SHAPES else None,
         "source": {"shape": record.shape, "topic": source.topic, "partition": source.partition,
                    "offset": source.offset, "recordIndex": record.index},
     }
@@ -162,6 +162,8 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
                       os_label, et_label)
 
 
+_HINT_SHAPES = remedy.HINT_SHAPES
+_DEPLOYMENT_SHAPES = frozenset(("autopilotEvent", "espLog"))
 _FIELD_PLAN = {shape: tuple(plan.items()) for shape, plan in catalog.FIELD_SOURCES.items()}
 _ROW_PLAN = tuple(catalog.LOG_ROW_FIELDS.items())
 _SINGLE_KEY = {shape: all(len(keys) == 1 for _, keys in plan)
@@ -189,12 +191,12 @@ def _decision_json(c: Classification, raw_reason: str | None = None) -> bytes:
     return head[:-1] + b","
 
 
+@lru_cache(maxsize=1024)
 def _with_microsoft_hint(c: Classification, raw_reason: str | None,
-                         microsoft: dict[str, Any]) -> bytes:
-    """The decision's fields with Microsoft's own remediation ahead of ours (not cached:
-    it is the event's own text)."""
+                         microsoft: remedy.MicrosoftHint) -> bytes:
+    """The decision's fields with Microsoft's own remediation ahead of ours."""
     ours = _our_hints(c.category, c.detail)
-    head = orjson.dumps(_decision_dict(c, raw_reason, [microsoft, *ours]))
+    head = orjson.dumps(_decision_dict(c, raw_reason, [microsoft.as_json(), *ours]))
     return head[:-1] + b","
 
 

@@ -11,17 +11,38 @@ text is cut to ``catalog.MAX_MICROSOFT_TEXT`` characters, at most
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Final
 
 from worker.classify import catalog
 from worker.classify.decode import RawRecord
 
 _URL: Final = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
+_SCHEMES: Final = ("https://", "http://")
+_SPACE: Final = re.compile(r"\s")
 _NO_TEXT: Final = "Microsoft's documentation for this failure (links below)."
 
 
-def microsoft_hint(record: RawRecord) -> dict[str, Any] | None:
-    """The event's own remediation as a RemediationHint object, or None when it has none."""
+@dataclass(frozen=True, slots=True)
+class MicrosoftHint:
+    """Microsoft's remediation for one event; hashable, so encoded outputs can be cached
+    (the service repeats the same text for the same failure)."""
+
+    summary: str
+    steps: tuple[str, ...]
+    doc_url: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"scope": "microsoft", "summary": self.summary, "steps": list(self.steps),
+                "docUrl": self.doc_url}
+
+
+# The shapes that can carry Microsoft's remediation (core skips the call for the others).
+HINT_SHAPES: Final = frozenset(("graphEvent", "reportExport"))
+
+
+def microsoft_hint(record: RawRecord) -> MicrosoftHint | None:
+    """The event's own remediation, or None when it has none."""
     shape = record.shape
     if shape == "graphEvent":
         details = record.fields.get("troubleshootingErrorDetails")
@@ -32,7 +53,7 @@ def microsoft_hint(record: RawRecord) -> dict[str, Any] | None:
     return None
 
 
-def _from_error_details(details: dict[str, Any]) -> dict[str, Any] | None:
+def _from_error_details(details: dict[str, Any]) -> MicrosoftHint | None:
     links = _resource_links(details.get("resources"))
     text = details.get("remediation")
     summary = _bounded(text) if text.__class__ is str else None
@@ -41,7 +62,7 @@ def _from_error_details(details: dict[str, Any]) -> dict[str, Any] | None:
     return _hint(summary or _NO_TEXT, links)
 
 
-def _from_text(text: str) -> dict[str, Any] | None:
+def _from_text(text: str) -> MicrosoftHint | None:
     summary = _bounded(text)
     if summary is None:
         return None
@@ -59,8 +80,8 @@ def _resource_links(resources: Any) -> list[dict[str, str]]:
         if item.__class__ is not dict:
             continue
         url, text = item.get("link"), item.get("text")
-        if url.__class__ is not str or not _URL.fullmatch(url) \
-                or len(url) > catalog.MAX_LINK_CHARS:
+        if url.__class__ is not str or not url.startswith(_SCHEMES) \
+                or len(url) > catalog.MAX_LINK_CHARS or _SPACE.search(url):
             continue
         label = _bounded(text) if text.__class__ is str else None
         links.append({"text": (label or url)[:256], "url": url})
@@ -69,12 +90,13 @@ def _resource_links(resources: Any) -> list[dict[str, str]]:
     return links
 
 
-def _hint(summary: str, links: list[dict[str, str]]) -> dict[str, Any]:
-    return {"scope": "microsoft", "summary": summary,
-            "steps": [f"{link['text']}: {link['url']}" for link in links],
-            "docUrl": links[0]["url"] if links else None}
+def _hint(summary: str, links: list[dict[str, str]]) -> MicrosoftHint:
+    return MicrosoftHint(summary, tuple(f"{link['text']}: {link['url']}" for link in links),
+                         links[0]["url"] if links else None)
 
 
 def _bounded(text: str) -> str | None:
-    cut = " ".join(text[:catalog.MAX_MICROSOFT_TEXT * 2].split())[:catalog.MAX_MICROSOFT_TEXT]
+    cut = text[:catalog.MAX_MICROSOFT_TEXT].strip()
+    if "  " in cut or "\n" in cut or "\t" in cut:  # rare: collapse runs of white space
+        cut = " ".join(text[:catalog.MAX_MICROSOFT_TEXT * 2].split())[:catalog.MAX_MICROSOFT_TEXT]
     return cut or None
