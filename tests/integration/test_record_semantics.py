@@ -6,7 +6,7 @@ against what the output topic holds, by category and by detail reason."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,18 +25,9 @@ from worker.classify.taxonomy import FailureCategory
 from worker.dev.samples import SHAPE_WEIGHTS
 
 
-@pytest.fixture
-def worker_box(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for w in started:
-        w.kill()
-        w.close()
-
-
 def test_every_shape_counts_only_failures_and_counters_match_the_output_topic(
         kafka_bootstrap: str, topics: Callable[[int], Topics], unique_group: str,
-        worker_box: list[WorkerProcess], tmp_path: Path) -> None:
+        workers: list[WorkerProcess], tmp_path: Path) -> None:
     t = topics(3)
     messages = samples(1500, seed=23)
     assert {m.shape for m in messages} >= set(SHAPE_WEIGHTS)  # every readable shape
@@ -45,7 +36,7 @@ def test_every_shape_counts_only_failures_and_counters_match_the_output_topic(
     assert min(expected[o] for o in ("skipped_success", "skipped_in_progress",
                                      "skipped_not_enrollment", "dead_letter")) > 0, expected
     worker = WorkerProcess(kafka_bootstrap, t, unique_group, log_dir=tmp_path).start()
-    worker_box.append(worker)
+    workers.append(worker)
     worker.wait_ready()
 
     # Every output is an expected failure of its category, once; successes, attempts in

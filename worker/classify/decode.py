@@ -203,6 +203,15 @@ def _export_fields(row: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def first_present(mapping: dict[str, Any], names: tuple[str, ...]) -> Any:
+    """The value of the first of ``names`` that ``mapping`` holds and is not null."""
+    for name in names:
+        value = mapping.get(name)
+        if value is not None:
+            return value
+    return None
+
+
 def _json_error(value: bytes, exc: orjson.JSONDecodeError) -> Rejection:
     text = _short(exc)
     if text.startswith("depth limit") or text.startswith("recursion"):

@@ -33,6 +33,7 @@ from typing import Any, Final, Literal
 from worker.classify import catalog, verdict
 from worker.classify.catalog import Detail, fold
 from worker.classify.decode import RawRecord, Rejection
+from worker.classify.decode import first_present as _first_present
 from worker.classify.taxonomy import Confidence, Evidence, FailureCategory
 from worker.classify.verdict import SkipReason
 
@@ -226,11 +227,3 @@ def _context_detail(record: RawRecord, text: str) -> DetailMatch | None:
         return None
     detail = table.get(fold(text[:64]))
     return DetailMatch(detail, Evidence.detail_name, text.strip()) if detail else None
-
-
-def _first_present(mapping: dict[str, Any], names: tuple[str, ...]) -> Any:
-    for name in names:
-        value = mapping.get(name)
-        if value is not None:
-            return value
-    return None

@@ -33,7 +33,7 @@ from typing import Any, Final, Literal
 
 from worker.classify import catalog
 from worker.classify.catalog import fold
-from worker.classify.decode import RawRecord
+from worker.classify.decode import RawRecord, first_present
 
 SkipReason = Literal["success", "in_progress", "not_enrollment"]
 SKIP_REASONS: Final[tuple[SkipReason, ...]] = ("success", "in_progress", "not_enrollment")
@@ -130,9 +130,9 @@ def log_row_verdict(record: RawRecord) -> Verdict:
         operation = row.get("OperationName")
     result = row.get("resultType")  # where diagnostic settings put it; LA exports say Result
     if result is None:
-        result = _first_present(row, catalog.RESULT_FIELDS)
+        result = first_present(row, catalog.RESULT_FIELDS)
         if result is None and fields is not row:
-            result = _first_present(fields, catalog.RESULT_FIELDS)
+            result = first_present(fields, catalog.RESULT_FIELDS)
     verdict = _row_verdict(operation if operation.__class__ is str else None,
                            result if result.__class__ is str else None)
     if verdict == "undecided" and record.shape == "espLog":
@@ -212,12 +212,4 @@ def _flag(value: Any) -> bool | None:
             return True
         if word in ("false", "no", "0"):
             return False
-    return None
-
-
-def _first_present(mapping: dict[str, Any], names: tuple[str, ...]) -> Any:
-    for name in names:
-        value = mapping.get(name)
-        if value is not None:
-            return value
     return None
