@@ -1,7 +1,8 @@
 """Command line: ``run`` (the stream worker), ``classify`` (JSON Lines) and ``schema``.
 
-Exit codes: 0 success, 1 a check failed (``schema --check``), 2 bad usage or unreadable
-file, 3 the worker stopped on a fatal Kafka or configuration error.
+Exit codes: 0 success, 1 a check failed (``schema --check``; ``classify``: rows of a report
+export that could not be read, listed on stderr), 2 bad usage or unreadable file, 3 the worker
+stopped on a fatal Kafka or configuration error.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import orjson
 from worker import core_build
 from worker._version import __version__
 from worker.classify.core import Classified, DeadLetter, Skipped, Source, classify_message
+from worker.sources import report_export
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
 
@@ -40,10 +42,16 @@ def _parser() -> argparse.ArgumentParser:
                         version=f"%(prog)s {__version__} (classifier core: {core_build()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    classify = sub.add_parser("classify", help="classify JSON Lines from a file or stdin",
+    classify = sub.add_parser("classify", help="classify JSON Lines, or a downloaded report "
+                              "export (.csv / .zip), from a file or stdin",
                               description="Read one raw event (or envelope, or Graph page) per "
-                              "line; write classified events as JSON Lines to stdout.")
-    classify.add_argument("file", nargs="?", type=Path, help="JSON Lines input (default: stdin)")
+                              "line, or every row of an Intune enrollment report export "
+                              "(EnrollmentActivity, DeviceEnrollmentFailures: the .zip Graph's "
+                              "exportJobs gives, or the .csv inside it); write classified events "
+                              "as JSON Lines to stdout.")
+    classify.add_argument("file", nargs="?", type=Path,
+                          help="JSON Lines, or a report export .csv/.zip (default: stdin, JSON "
+                          "Lines)")
     classify.add_argument("--dead-letters", type=Path, metavar="FILE",
                           help="write dead-letter records here (default: stderr)")
     classify.set_defaults(handler=_classify)
@@ -76,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _classify(args: argparse.Namespace) -> int:
+    if args.file is not None and _is_export(args.file):
+        return _classify_export(args)
     name = str(args.file) if args.file else "-"
     try:
         source = args.file.open("rb") if args.file else sys.stdin.buffer
@@ -95,6 +105,41 @@ def _classify(args: argparse.Namespace) -> int:
     out.flush()
     sys.stderr.write("summary: " + orjson.dumps(dict(sorted(counts.items()))).decode() + "\n")
     return EXIT_OK
+
+
+def _is_export(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError:
+        return path.suffix.lower() in (".csv", ".zip")  # _open reports the error
+    return report_export.is_export_file(path, head)
+
+
+def _classify_export(args: argparse.Namespace) -> int:
+    name = str(args.file)
+    try:
+        rows = report_export.read_rows(args.file)
+        dead = args.dead_letters.open("wb") if args.dead_letters else sys.stderr.buffer
+    except OSError as exc:
+        print(f"error: cannot open {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    except report_export.ExportFileError as exc:
+        print(f"error: {name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    counts: Counter[str] = Counter()
+    out = sys.stdout.buffer
+    with dead if args.dead_letters else _nullcontext(dead):
+        for row in rows:
+            if isinstance(row, report_export.BadRow):
+                print(f"error: {name} line {row.number}: {row.message}", file=sys.stderr)
+                counts["bad_rows"] += 1
+                continue
+            for outcome in classify_message(row.value, Source(name, 0, row.number)):
+                _write(outcome, out, dead, counts)
+    out.flush()
+    sys.stderr.write("summary: " + orjson.dumps(dict(sorted(counts.items()))).decode() + "\n")
+    return EXIT_CHECK_FAILED if counts["bad_rows"] else EXIT_OK
 
 
 def _write(outcome: Classified | DeadLetter | Skipped, out: BinaryIO, dead: BinaryIO,

@@ -113,5 +113,14 @@ def topics(new_topic: Callable[..., str]) -> Callable[[int], Any]:
 
 
 @pytest.fixture
+def workers() -> Iterator[list[Any]]:
+    """Worker processes a test started (``WorkerProcess``), stopped when it ends."""
+    started: list[Any] = []
+    yield started
+    for w in started:
+        w.close()
+
+
+@pytest.fixture
 def unique_group() -> str:
     return f"it-group-{uuid.uuid4().hex[:12]}"

@@ -4,11 +4,10 @@ group, a broker that appears after the worker started."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-import pytest
 
 from tests.integration.support import (
     Topics,
@@ -21,14 +20,6 @@ from tests.integration.support import (
 )
 from worker.classify.taxonomy import FailureCategory
 from worker.dev import devbroker
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for w in started:
-        w.close()
 
 
 def test_end_to_end_every_shape_exactly_once_with_matching_metrics(

@@ -251,7 +251,7 @@ def test_hostile_labels_create_no_series() -> None:
         "enrollment_skipped_records_total", "enrollment_event_age_seconds_bucket")}
     tally = Tally()
     tally.add_all([_hostile_classified(i) for i in range(300)], NOW, MAX_AGE)
-    tally.add_all([Skipped("empty_batch", None, NOW, "shape-x")], NOW, MAX_AGE)
+    tally.add_all([Skipped("empty_batch", None, event_time=NOW, shape_label="shape-x")], NOW, MAX_AGE)
     metrics.record(tally)
     after = {name: len(_series(registry, name)) for name in before}
     assert after == before

@@ -17,6 +17,7 @@ from worker.dev.samples import (
     DW_REASONS,
     HRESULTS,
     MEMBERS,
+    OUTCOMES,
     SHAPE_WEIGHTS,
     UNREADABLE_SHAPES,
     SampleMessage,
@@ -72,7 +73,25 @@ def test_every_shape_and_every_category_appears_in_2000_messages() -> None:
     categories = {r.category for m in messages for r in m.expected if r.outcome == "classified"}
     assert categories == set(MEMBERS)
     outcomes = {r.outcome for m in messages for r in m.expected}
-    assert outcomes == {"classified", "dead_letter", "skipped_success"}
+    assert outcomes == set(OUTCOMES)
+
+
+def test_successes_dominate_autopilot_esp_and_export_shapes_as_in_a_tenant() -> None:
+    by_shape: dict[str, list[str]] = {}
+    for message in generate(6_000, seed=21):
+        if message.shape in UNREADABLE_SHAPES:
+            continue
+        for raw, expected in zip(_records(message), message.expected, strict=True):
+            kind = (raw.get("operationName") if message.shape == "eventhubs_envelope"
+                    and isinstance(raw, dict) else message.shape)
+            by_shape.setdefault(str(kind), []).append(expected.outcome)
+    for kind in ("autopilot_event", "ESPEnrollment", "export_row"):
+        outcomes = by_shape[kind]
+        assert outcomes.count("skipped_success") > outcomes.count("classified") > 0, kind
+    assert set(by_shape["autopilot_event"]) == {"classified", "skipped_success",
+                                                "skipped_in_progress", "skipped_not_enrollment"}
+    assert set(by_shape["Compliance"]) <= {"skipped_not_enrollment", "dead_letter"}
+    assert set(by_shape["graph_other_type"]) == {"skipped_not_enrollment"}
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.01, 0.1, 0.5])
@@ -117,6 +136,15 @@ def test_log_rows_success_is_skipped_and_bad_rows_alone_are_dead_letters() -> No
                 assert expected.outcome == "dead_letter"
                 bad_rows += 1
                 continue
+            if row["operationName"] == "Compliance":
+                assert expected.outcome == "skipped_not_enrollment"
+                continue
+            if row["operationName"] == "ESPEnrollment":
+                assert expected.outcome == ("skipped_success" if row["resultType"] == "Success"
+                                            else "classified")
+                assert props["Status"] == ("Completed" if row["resultType"] == "Success"
+                                           else "Failed")
+                continue
             if row["resultType"] == "Success":
                 successes += 1
                 assert expected.outcome == "skipped_success"
@@ -136,7 +164,14 @@ def test_keys_are_device_ids() -> None:
     for message in generate(2_000, seed=2):
         if message.shape in LOG_SHAPES:
             assert message.key == _props(_records(message)[0])["IntuneDeviceId"].encode()
-        elif message.shape in ("graph_event", "graph_event_beta", "hresult_text"):
+        elif message.shape == "autopilot_event":
+            assert message.key == _records(message)[0]["deviceId"].encode()
+        elif message.shape == "export_row":
+            row = _records(message)[0]
+            assert message.key is not None
+            assert "DeviceId" not in row or message.key == row["DeviceId"].encode()
+        elif message.shape in ("graph_event", "graph_event_beta", "hresult_text",
+                               "graph_other_type"):
             device = _records(message)[0].get("managedDeviceIdentifier")
             assert message.key == (device.encode() if device else None)
         elif message.shape in ("flat", "graph_page", "eventhubs_envelope"):
@@ -157,11 +192,7 @@ def test_expectations_agree_with_the_evidence_in_the_message(seed: int, bad_rati
         for raw, expected in zip(_records(message), message.expected, strict=True):
             if expected.outcome != "classified":
                 continue
-            if message.shape in LOG_SHAPES or message.shape == "eventhubs_envelope":
-                props = _props(raw)
-                category, reason = props["FailureCategory"], props["FailureReason"]
-            else:
-                category, reason = raw.get("failureCategory"), raw.get("failureReason")
+            category, reason = _evidence(message.shape, raw)
             named = _member(category) if category is not None else None
             hint = expected.detail_hint
             if hint is None:  # no specific evidence: the category alone decides
@@ -178,14 +209,30 @@ def test_expectations_agree_with_the_evidence_in_the_message(seed: int, bad_rati
                 assert any(s in str(reason).lower() for s in _hresult_spellings(code))
 
 
+def _evidence(shape: str, raw: dict[str, Any]) -> tuple[Any, Any]:
+    """The (category, reason) a classified record carries, where its shape puts them."""
+    if shape in LOG_SHAPES or shape == "eventhubs_envelope":
+        props = _props(raw)
+        if raw["operationName"] == "ESPEnrollment":  # no category; "Timeout" is the reason
+            assert props["FailureReason"] == "Timeout"
+            return "clientDisconnected", None
+        return props["FailureCategory"], props["FailureReason"]
+    if shape == "autopilot_event":
+        assert raw["deploymentState"] == "failure"
+        return None, raw["enrollmentFailureDetails"]
+    if shape == "export_row":
+        reason = raw.get("Failure_loc") or raw["FailureReason_loc"]
+        return raw["FailureReason_loc"] or None, reason
+    return raw.get("failureCategory"), raw.get("failureReason")
+
+
 def test_summarize_counts_expectations() -> None:
     messages = list(generate(1_000, seed=4, bad_ratio=0.05))
     counts = summarize(messages)
     records = [r for m in messages for r in m.expected]
     assert counts["messages"] == 1_000
     assert counts["records"] == len(records)
-    assert counts["records"] == (counts["classified"] + counts["dead_letter"]
-                                 + counts["skipped_success"])
+    assert counts["records"] == sum(counts[o] for o in OUTCOMES)
     assert counts["classified"] == sum(counts[f"classified.{m}"] for m in MEMBERS)
     assert counts["classified.userValidation"] == sum(
         r.category == "userValidation" for r in records)

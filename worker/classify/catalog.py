@@ -468,3 +468,144 @@ NO_CATEGORY_FOLDED = frozenset(fold(v) for v in NO_CATEGORY)
 NOT_APPLICABLE_FOLDED = frozenset(fold(v) for v in NOT_APPLICABLE)
 SUCCESS_FOLDED = frozenset(fold(v) for v in SUCCESS_RESULTS)
 ENROLLMENT_TYPE_BY_FOLDED: dict[str, str] = {fold(t): t for t in ENROLLMENT_TYPES}
+
+
+# =====================================================================================
+# Record semantics: which records are enrollment failures at all (issue 12).
+#
+# Kept apart from the failure-reason tables above: these say whether a record is a
+# failure, a success, an attempt still running, or not about enrollment, before any
+# reason is looked for. Facts from shared/reference/intune-sources.md and Graph's
+# metadata (windowsAutopilotDeploymentState, enrollmentState, the troubleshooting
+# event types); values marked "judgment" are our reading where no source says it.
+# =====================================================================================
+
+# Graph @odata.type (last dotted part, folded) -> what the record is. Types outside this
+# table are not enrollment failures and are counted under the label "other".
+GRAPH_TYPE_ROLES: dict[str, str] = {
+    "enrollmentTroubleshootingEvent": "enrollmentFailure",
+    "deviceManagementAutopilotEvent": "autopilotDeployment",
+    "deviceManagementTroubleshootingEvent": "notEnrollment",  # the collection's base type
+    "mobileAppTroubleshootingEvent": "notEnrollment",
+}
+GRAPH_TYPE_BY_FOLDED: dict[str, str] = {fold(t): t for t in GRAPH_TYPE_ROLES}
+# The closed set of event-type labels a skipped record can carry (a metric label).
+EVENT_TYPE_LABELS: tuple[str, ...] = (*GRAPH_TYPE_ROLES, "other")
+
+# windowsAutopilotDeploymentState (Graph beta: deploymentState, deviceSetupStatus and
+# accountSetupStatus share it), member -> verdict. Codes are Graph's integer values.
+DEPLOYMENT_STATES: tuple[str, ...] = (
+    "unknown", "success", "inProgress", "failure", "successWithTimeout", "notAttempted",
+    "disabled", "successOnRetry")
+DEPLOYMENT_VERDICTS: dict[str, str] = {
+    "unknown": "undecided",
+    "success": "success",
+    "inProgress": "in_progress",
+    "failure": "failure",
+    # "timed out but user clicked past failure": the user reached the desktop, Graph calls
+    # it a success, and counting it as a failure would make alerts fire on successes
+    # (judgment).
+    "successWithTimeout": "success",
+    "notAttempted": "not_enrollment",  # no deployment was run
+    "disabled": "not_enrollment",
+    "successOnRetry": "success",  # failed once on a timeout, then succeeded
+}
+# enrollmentState (Graph), consulted only when deploymentState says nothing.
+ENROLLMENT_STATE_VERDICTS: dict[str, str] = {
+    "unknown": "undecided", "enrolled": "in_progress", "pendingReset": "in_progress",
+    "failed": "failure", "notContacted": "in_progress", "blocked": "failure",
+}
+# The ESP phases an Autopilot event reports, in the order a deployment passes them.
+AUTOPILOT_PHASES: tuple[tuple[str, str], ...] = (
+    ("enrollmentState", "enrollment"), ("deviceSetupStatus", "deviceSetup"),
+    ("accountSetupStatus", "accountSetup"))
+AUTOPILOT_SIGNATURE = ("deploymentState", "deviceSetupStatus", "accountSetupStatus")
+
+# Diagnostic-log operations (operationName) that are enrollments; others (Compliance, ...)
+# are not. resultType words, in any case: "None" is what non-enrollment rows carry and
+# means "no result" on an enrollment row.
+ENROLLMENT_OPERATIONS = ("Enrollment", "ESPEnrollment")
+ESP_OPERATION = "ESPEnrollment"
+FAILURE_RESULTS = ("Fail", "Failure", "Failed", "Error")
+NO_RESULTS = ("None", "", "Unknown", "NotApplicable", "Not Applicable")
+# ESP rows' Status column (published queries show "Completed").
+ESP_STATUS_VERDICTS: dict[str, str] = {
+    "Completed": "success", "Complete": "success", "Success": "success",
+    "Succeeded": "success",
+    "InProgress": "in_progress", "In Progress": "in_progress", "Pending": "in_progress",
+    "Started": "in_progress", "Running": "in_progress", "NotStarted": "in_progress",
+    "Failed": "failure", "Failure": "failure", "Fail": "failure", "Error": "failure",
+    "Timeout": "failure", "TimedOut": "failure", "Timed Out": "failure",
+}
+# Reasons that are plain words on a row of one operation: on an ESP row a bare "Timeout"
+# is the Enrollment Status Page timing out (clientDisconnected).
+CONTEXT_REASONS: dict[str, dict[str, str]] = {
+    "espLog": {"Timeout": "espTimeout", "TimedOut": "espTimeout", "Timed Out": "espTimeout",
+               "ESPTimeout": "espTimeout"},
+}
+
+# Report exports (Graph exportJobs, zipped CSV): the report a row comes from is told by
+# columns only that report has.
+EXPORT_REPORT_SIGNATURES: dict[str, tuple[str, ...]] = {
+    "EnrollmentActivity": ("EnrollmentActivityId", "EnrollmentDateTime"),
+    "DeviceEnrollmentFailures": ("FailureGuid", "EnrollmentFailureDateTime"),
+}
+# Columns that carry failure evidence on an EnrollmentActivity row: a row where all of
+# them are empty or say "none" is a successful enrollment. DeviceEnrollmentFailures holds
+# failures only.
+EXPORT_FAILURE_COLUMNS = ("Failure", "FailureReason", "FailureDetails", "FailureCategory")
+EXPORT_NO_FAILURE = ("", "None", "N/A", "Not Applicable", "NotApplicable", "Success",
+                     "Succeeded", "0", "-", "--")
+EXPORT_STATUS_COLUMNS = ("EnrollmentState", "EnrollmentStatus", "Status", "State")
+LOCALIZED_SUFFIX = "_loc"
+
+CATEGORY_FIELDS |= {
+    "autopilotEvent": (),
+    "espLog": ("FailureCategory", "failureCategory"),
+    "reportExport": ("FailureCategory", "FailureReason"),
+}
+REASON_FIELDS |= {
+    "autopilotEvent": ("enrollmentFailureDetails",),
+    "espLog": ("FailureReason", "ErrorCode", "failureReason", "Status"),
+    "reportExport": ("Failure", "FailureReason", "FailureDetails", "Remediation"),
+}
+FIELD_SOURCES |= {
+    "autopilotEvent": {
+        "id": ("id",), "eventTime": ("eventDateTime",), "intuneDeviceId": ("deviceId",),
+        "entraDeviceId": ("azureActiveDirectoryDeviceId",), "operatingSystem": ("operatingSystem",),
+        "osVersion": ("osVersion",), "userId": ("userId",),
+        "userPrincipalName": ("userPrincipalName",), "enrollmentType": ("enrollmentType",),
+        "tenantId": ("tenantId",), "correlationId": ("correlationId",),
+    },
+    "espLog": {**_LOG_FIELDS, "intuneDeviceId": ("IntuneDeviceId", "DeviceId")},
+    "reportExport": {
+        "id": ("EnrollmentActivityId", "FailureGuid"),
+        "eventTime": ("EnrollmentDateTime", "EnrollmentFailureDateTime"),
+        "intuneDeviceId": ("DeviceId",), "entraDeviceId": ("AadDeviceId", "AADDeviceId"),
+        "operatingSystem": ("OS",), "osVersion": ("OSVersion",), "userId": ("UserId",),
+        "userPrincipalName": ("UPN",), "enrollmentType": ("EnrollmentMethod",),
+        "tenantId": ("TenantId",), "correlationId": ("Context",),
+    },
+}
+# Fields a shape implies when the record does not say: Autopilot is Windows only.
+SHAPE_DEFAULTS: dict[str, dict[str, str]] = {"autopilotEvent": {"operatingSystem": "Windows"}}
+
+# Microsoft's own remediation (troubleshootingErrorDetails, the export's Remediation
+# column): bounded so one verbose event cannot bloat the output.
+MICROSOFT_DETAIL_KEYS = ("failure", "failureDetails", "remediation")
+MAX_MICROSOFT_TEXT = 1024
+MAX_MICROSOFT_LINKS = 5
+MAX_LINK_CHARS = 2048
+
+GRAPH_TYPE_FOLDED_ROLE: dict[str, str] = {fold(t): r for t, r in GRAPH_TYPE_ROLES.items()}
+DEPLOYMENT_VERDICT_BY_FOLDED: dict[str, str] = {fold(k): v for k, v in DEPLOYMENT_VERDICTS.items()}
+ENROLLMENT_STATE_BY_FOLDED: dict[str, str] = {
+    fold(k): v for k, v in ENROLLMENT_STATE_VERDICTS.items()}
+ENROLLMENT_OPERATIONS_FOLDED = frozenset(fold(v) for v in ENROLLMENT_OPERATIONS)
+FAILURE_RESULTS_FOLDED = frozenset(fold(v) for v in FAILURE_RESULTS)
+NO_RESULTS_FOLDED = frozenset(fold(v) for v in NO_RESULTS)
+ESP_STATUS_BY_FOLDED: dict[str, str] = {fold(k): v for k, v in ESP_STATUS_VERDICTS.items()}
+CONTEXT_REASONS_FOLDED: dict[str, dict[str, Detail]] = {
+    shape: {fold(k): DETAILS_BY_NAME[v] for k, v in table.items()}
+    for shape, table in CONTEXT_REASONS.items()}
+EXPORT_NO_FAILURE_FOLDED = frozenset(fold(v) for v in EXPORT_NO_FAILURE)

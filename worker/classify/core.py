@@ -29,7 +29,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from worker._version import __version__
-from worker.classify import catalog
+from worker.classify import catalog, remedy, verdict
 from worker.classify.catalog import Detail, Hint, fold
 from worker.classify.decode import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -97,8 +97,14 @@ class DeadLetter:
 
 @dataclass(slots=True)  # not frozen: frozen __init__ costs ~1 us per event
 class Skipped:
-    reason: Literal["success", "not_enrollment", "empty_batch"]
+    """A record read but not published: no failure (``verdict.SKIP_REASONS``), or an
+    envelope with no records at all (``empty_batch``, index None: no record was read)."""
+
+    reason: Literal["success", "in_progress", "not_enrollment", "empty_batch"]
     index: int | None
+    # The Graph event type for records that named one (catalog.EVENT_TYPE_LABELS, a closed
+    # set), the export report name for report rows; None otherwise.
+    event_type: str | None = None
     # Measurements for the metrics, as in Classified; not part of what the outcome is.
     event_time: float | None = field(default=None, compare=False)
     shape_label: str = field(default="other", compare=False)
@@ -126,11 +132,13 @@ def _outcome(item: RawRecord | Rejection, value: bytes | None, source: Source,
              options: CoreOptions) -> Outcome:
     if isinstance(item, Rejection):
         return _dead_letter(item, value, source, options)
+    if item.shape == "otherEvent":  # its type says it is no enrollment: nothing to read
+        return Skipped("not_enrollment", item.index, item.event_type)
     result = normalize_failure(item)
     if isinstance(result, Classification):  # the common case first: this runs per event
         return _classified(item, result, value, source, options)
     if isinstance(result, Skip):
-        return Skipped(result.reason, item.index,
+        return Skipped(result.reason, item.index, item.event_type,
                        event_time=event_epoch(_event_time_text(item)),
                        shape_label=SHAPE_LABEL_OF.get(item.shape, "other"))
     return _dead_letter(result, value, source, options)
@@ -145,14 +153,17 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
     enrollment_type, et_label = _enrollment_type(f["enrollmentType"])
     intune_device, entra_device = f["intuneDeviceId"], f["entraDeviceId"]
     user_id, upn = f["userId"], f["userPrincipalName"]
+    microsoft = remedy.microsoft_hint(record) if record.shape in _HINT_SHAPES else None
     if key is None:
-        head = _decision_json(c)
+        head = (_decision_json(c) if microsoft is None
+                else _with_microsoft_hint(c, c.raw_reason, microsoft))
     else:
         intune_device, entra_device, user_id, upn = (
             _pseudonym(key, v) for v in (intune_device, entra_device, user_id, upn))
         raw_reason = c.raw_reason and _EMAIL.sub(
             lambda m: _pseudonym(key, m.group()) or "", c.raw_reason)
-        head = _decision_json.__wrapped__(c, raw_reason)
+        head = (_decision_json.__wrapped__(c, raw_reason) if microsoft is None
+                else _with_microsoft_hint.__wrapped__(c, raw_reason, microsoft))
     rest = {
         "id": event_id,
         "idSource": id_source,
@@ -162,6 +173,7 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
         "user": {"userId": user_id, "userPrincipalName": upn},
         "enrollment": {"enrollmentType": enrollment_type, "tenantId": f["tenantId"],
                        "correlationId": f["correlationId"]},
+        "deployment": _deployment_json(record) if record.shape in _DEPLOYMENT_SHAPES else None,
         "source": {"shape": record.shape, "topic": source.topic, "partition": source.partition,
                    "offset": source.offset, "recordIndex": record.index},
     }
@@ -175,6 +187,8 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
                       event_epoch(f["eventTime"]), SHAPE_LABEL_OF.get(record.shape, "other"))
 
 
+_HINT_SHAPES = remedy.HINT_SHAPES
+_DEPLOYMENT_SHAPES = frozenset(("autopilotEvent", "espLog"))
 _FIELD_PLAN = {shape: tuple(plan.items()) for shape, plan in catalog.FIELD_SOURCES.items()}
 _ROW_PLAN = tuple(catalog.LOG_ROW_FIELDS.items())
 _SINGLE_KEY = {shape: all(len(keys) == 1 for _, keys in plan)
@@ -198,9 +212,24 @@ def _classification_dict(c: Classification, raw_reason: str | None) -> dict[str,
 @lru_cache(maxsize=4096)
 def _decision_json(c: Classification, raw_reason: str | None = None) -> bytes:
     """The decision's fields of a ClassifiedEvent as an unterminated JSON object: '{...,'."""
+    head = orjson.dumps(_decision_dict(c, raw_reason, _remediation(c.category, c.detail)))
+    return head[:-1] + b","
+
+
+@lru_cache(maxsize=1024)
+def _with_microsoft_hint(c: Classification, raw_reason: str | None,
+                         microsoft: remedy.MicrosoftHint) -> bytes:
+    """The decision's fields with Microsoft's own remediation ahead of ours."""
+    ours = _our_hints(c.category, c.detail)
+    head = orjson.dumps(_decision_dict(c, raw_reason, [microsoft.as_json(), *ours]))
+    return head[:-1] + b","
+
+
+def _decision_dict(c: Classification, raw_reason: str | None, remediation: Any
+                   ) -> dict[str, Any]:
     category, detail = c.category, c.detail
     name, code, text = _CATEGORY_FACTS[category]
-    head = orjson.dumps({
+    return {
         "schemaVersion": SCHEMA_VERSION,
         "failureCategory": name,
         "failureCategoryCode": code,
@@ -208,9 +237,17 @@ def _decision_json(c: Classification, raw_reason: str | None = None) -> bytes:
         "detailReason": detail.name if detail else None,
         "detailReasonDescription": detail.description if detail else None,
         "classification": _classification_dict(c, raw_reason or c.raw_reason),
-        "remediation": _remediation(category, detail),
-    })
-    return head[:-1] + b","
+        "remediation": remediation,
+    }
+
+
+def _deployment_json(record: RawRecord) -> dict[str, Any] | None:
+    facts = verdict.deployment(record)
+    if facts is None:
+        return None
+    return {"phase": facts.phase, "state": facts.state, "autopilotProfile": facts.profile,
+            "espProfile": facts.esp_profile, "isAutopilot": facts.is_autopilot,
+            "userReachedDesktop": facts.user_reached_desktop}
 
 
 def _read_fields(record: RawRecord) -> dict[str, str | None]:
@@ -237,8 +274,13 @@ def _read_fields(record: RawRecord) -> dict[str, str | None]:
             out[name] = str(value)
         else:  # None, or a nested object/list: not a scalar we can show
             out[name] = None
-    if row is not fields:  # a log row: some fields live beside "properties"
-        for name, keys in _ROW_PLAN:
+    defaults = catalog.SHAPE_DEFAULTS.get(record.shape)
+    if defaults is not None:
+        for name, default in defaults.items():
+            if out[name] is None:
+                out[name] = default
+    if row is not fields and record.shape != "reportExport":  # a log row: some fields live
+        for name, keys in _ROW_PLAN:                             # beside "properties"
             if out[name] is None:
                 out[name] = next((v[:MAX_FIELD_CHARS] for k in keys
                                   if (v := row.get(k)).__class__ is str and v), None)
@@ -360,20 +402,24 @@ def _hint_json(hint: Hint, scope: str) -> dict[str, Any]:
 
 # Remediation never changes per event, so it is serialised once and embedded as is.
 _CATEGORY_HINTS = {c: _hint_json(catalog.CATEGORY_HINTS[c], "category") for c in FailureCategory}
-_REMEDIATION: dict[tuple[FailureCategory, str | None], orjson.Fragment] = {
-    (c, None): orjson.Fragment(orjson.dumps([_CATEGORY_HINTS[c]])) for c in FailureCategory}
-_REMEDIATION |= {
-    (d.category, d.name): orjson.Fragment(orjson.dumps(
-        [_hint_json(d.hint, "detailReason"), _CATEGORY_HINTS[d.category]]))
+_HINT_LISTS: dict[tuple[FailureCategory, str | None], list[dict[str, Any]]] = {
+    (c, None): [_CATEGORY_HINTS[c]] for c in FailureCategory}
+_HINT_LISTS |= {
+    (d.category, d.name): [_hint_json(d.hint, "detailReason"), _CATEGORY_HINTS[d.category]]
     for d in catalog.DETAILS}
-_REMEDIATION |= {
-    (c, d.name): orjson.Fragment(orjson.dumps(
-        [_hint_json(d.hint, "detailReason"), _CATEGORY_HINTS[c]]))
+_HINT_LISTS |= {
+    (c, d.name): [_hint_json(d.hint, "detailReason"), _CATEGORY_HINTS[c]]
     for d in catalog.DETAILS for c in d.also}
+_REMEDIATION: dict[tuple[FailureCategory, str | None], orjson.Fragment] = {
+    key: orjson.Fragment(orjson.dumps(hints)) for key, hints in _HINT_LISTS.items()}
 
 
 def _remediation(category: FailureCategory, detail: Detail | None) -> orjson.Fragment:
     return _REMEDIATION[(category, detail.name if detail else None)]
+
+
+def _our_hints(category: FailureCategory, detail: Detail | None) -> list[dict[str, Any]]:
+    return _HINT_LISTS[(category, detail.name if detail else None)]
 
 
 def _derived_id(record: RawRecord, value: bytes | None) -> str:

@@ -1,11 +1,18 @@
 """Bytes to raw enrollment records, or a rejection saying why not.
 
-Recognises the three wire shapes that carry enrollment failures:
+Recognises the wire shapes that carry enrollment records:
 
 * a Graph ``enrollmentTroubleshootingEvent``, alone or in a collection page ``{"value": [...]}``;
+  where ``@odata.type`` is present it decides what a Graph record is (an Autopilot deployment
+  event, another troubleshooting type that is no enrollment failure, ...:
+  ``catalog.GRAPH_TYPE_ROLES``); without it an Autopilot event is told by its
+  deployment-state fields;
 * an Intune diagnostic-log row (Event Hubs / Log Analytics ``OperationalLogs``) whose
   ``properties`` is an object or a JSON string, alone or in the Azure Monitor envelope
-  ``{"records": [...]}`` that diagnostic settings stream to Event Hubs;
+  ``{"records": [...]}`` that diagnostic settings stream to Event Hubs; ``ESPEnrollment``
+  rows are their own shape;
+* a row of an enrollment report export (``EnrollmentActivity``, ``DeviceEnrollmentFailures``)
+  as a JSON object, its enum columns given as codes plus ``<Column>_loc`` text;
 * a minimal flat object that carries only a category and/or a reason.
 
 Never raises on input and does no I/O: every problem becomes a :class:`Rejection` value.
@@ -20,7 +27,11 @@ from typing import Any, Final, Literal
 
 import orjson
 
-Shape = Literal["graphEvent", "diagnosticLog", "flat"]
+from worker.classify import catalog
+from worker.classify.catalog import fold
+
+Shape = Literal["graphEvent", "autopilotEvent", "otherEvent", "diagnosticLog", "espLog",
+                "reportExport", "flat"]
 ErrorClass = Literal[
     "empty", "too_large", "not_utf8", "not_json", "too_deep", "not_object", "wrong_type",
     "bad_nested_json",
@@ -43,6 +54,9 @@ class RawRecord:
     row: dict[str, Any]  # the record itself (top-level fields such as resultType live here)
     fields: dict[str, Any]  # where the failure fields live: row["properties"] for log rows
     index: int | None  # position inside an envelope or page; None for a lone record
+    # Graph event-type label (catalog.EVENT_TYPE_LABELS) when @odata.type is present; the
+    # export report name for report rows; None otherwise.
+    event_type: str | None = None
 
 
 @dataclass(slots=True)  # not frozen: frozen __init__ costs ~1 us per event
@@ -107,8 +121,7 @@ def _record(item: Any, index: int | None) -> Decoded:
     if props is None:
         props = item.get("Properties")
     if props is None:
-        shape: Shape = "graphEvent" if _is_graph(item) else "flat"
-        return RawRecord(shape, item, item, index)
+        return _unwrapped_record(item, index)
     if props.__class__ is str:
         try:
             props = orjson.loads(props)
@@ -118,11 +131,85 @@ def _record(item: Any, index: int | None) -> Decoded:
     if props.__class__ is not dict:
         return Rejection("wrong_type", f"properties is {_kind(props)}, expected an object",
                          index, item)
-    return RawRecord("diagnosticLog", item, props, index)
+    return RawRecord("espLog" if _is_esp(item) else "diagnosticLog", item, props, index)
 
 
-def _is_graph(item: dict[str, Any]) -> bool:
-    return "@odata.type" in item or "managedDeviceIdentifier" in item or "eventDateTime" in item
+def _is_esp(row: dict[str, Any]) -> bool:
+    operation = row.get("operationName")
+    if operation is None:
+        operation = row.get("OperationName")
+    # "Enrollment" is by far the most common operation: answer it without folding.
+    return (operation.__class__ is str and operation != "Enrollment"
+            and fold(operation[:64]) == _ESP_FOLDED)
+
+
+_ESP_FOLDED: Final = fold(catalog.ESP_OPERATION)
+
+
+def _unwrapped_record(item: dict[str, Any], index: int | None) -> Decoded:
+    """A record without ``properties``: a Graph event (its type first), a report row, flat."""
+    odata_type = item.get("@odata.type")
+    if odata_type is not None:
+        return _typed_graph_record(item, odata_type, index)
+    if "deploymentState" in item or "deviceSetupStatus" in item:
+        return RawRecord("autopilotEvent", item, item, index)
+    if "managedDeviceIdentifier" in item or "eventDateTime" in item:
+        return RawRecord("graphEvent", item, item, index)
+    report = _export_report(item)
+    if report is not None:
+        return RawRecord("reportExport", item, _export_fields(item), index, report)
+    return RawRecord("flat", item, item, index)
+
+
+def _typed_graph_record(item: dict[str, Any], odata_type: Any, index: int | None) -> Decoded:
+    if odata_type.__class__ is not str:
+        return Rejection("wrong_type", "@odata.type must be a string", index, item)
+    key = fold(odata_type.rpartition(".")[2][:128])
+    role = catalog.GRAPH_TYPE_FOLDED_ROLE.get(key)
+    label = catalog.GRAPH_TYPE_BY_FOLDED.get(key, "other")
+    if role == "enrollmentFailure":
+        return RawRecord("graphEvent", item, item, index, label)
+    if role == "autopilotDeployment":
+        return RawRecord("autopilotEvent", item, item, index, label)
+    return RawRecord("otherEvent", item, item, index, label)
+
+
+def _export_report(item: dict[str, Any]) -> str | None:
+    for report, columns in catalog.EXPORT_REPORT_SIGNATURES.items():
+        for column in columns:
+            if column in item:
+                return report
+    return None
+
+
+def _export_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """A report row's columns with each enum code replaced by its ``<Column>_loc`` text.
+
+    The codes belong to report-internal enums with no published table, so only the text can
+    be read: a failure column's bare code (no text beside it) is kept as ``<Column>_code``
+    and the column itself left empty, so a report code is never taken for a Graph one.
+    Export CSV gives every value as text, so numbers arrive as strings either way.
+    """
+    suffix = catalog.LOCALIZED_SUFFIX
+    fields = dict(row)
+    for name in catalog.EXPORT_FAILURE_COLUMNS:
+        value = row.get(name)
+        if value.__class__ is int or (value.__class__ is str and value.strip().isdigit()):
+            fields[name + "_code"] = str(value).strip()
+            fields[name] = ""
+    for name, value in row.items():
+        if name.endswith(suffix) and value.__class__ is str and value.strip():
+            fields[name[:-len(suffix)]] = value
+    return fields
+
+
+def first_present(mapping: dict[str, Any], names: tuple[str, ...]) -> Any:
+    """The value of the first of ``names`` that ``mapping`` holds and is not null."""
+    for name in names:
+        value = mapping.get(name)
+        if value is not None:
+            return value
+    return None
 
 
 def _json_error(value: bytes, exc: orjson.JSONDecodeError) -> Rejection:

@@ -1,7 +1,7 @@
 """How a failure reason is decided: the one place that says it.
 
 Input is a :class:`~worker.classify.decode.RawRecord`; output is a :class:`Classification`, a
-:class:`Skip` (a success row, or a log row that is not about enrollment) or a
+:class:`Skip` (a record that is no failure: :mod:`worker.classify.verdict` decides) or a
 :class:`~worker.classify.decode.Rejection` (a category or reason of the wrong JSON type).
 
 The precedence rule, applied in :func:`decide`:
@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Literal
 
-from worker.classify import catalog
+from worker.classify import catalog, verdict
 from worker.classify.catalog import Detail, fold
 from worker.classify.decode import RawRecord, Rejection
+from worker.classify.decode import first_present as _first_present
 from worker.classify.taxonomy import Confidence, Evidence, FailureCategory
+from worker.classify.verdict import SkipReason
 
 CategoryState = Literal["named", "absent", "unrecognized", "notApplicable"]
 Rule = Literal[
@@ -72,7 +74,7 @@ class Classification:
 
 @dataclass(slots=True)  # not frozen: frozen __init__ costs ~1 us per event
 class Skip:
-    reason: Literal["success", "not_enrollment"]
+    reason: SkipReason
 
 
 def normalize_failure(record: RawRecord) -> Classification | Skip | Rejection:
@@ -106,7 +108,7 @@ def normalize_failure(record: RawRecord) -> Classification | Skip | Rejection:
         text = value if kind is str else str(value)
         if raw_reason is None:
             raw_reason = text[:MAX_RAW_REASON_CHARS]
-        match = find_detail(text[:MAX_REASON_SCAN])
+        match = _context_detail(record, text) or find_detail(text[:MAX_REASON_SCAN])
         if match is not None:
             break
     if match is None:
@@ -204,7 +206,7 @@ def _nested_detail(fields: dict[str, Any]) -> DetailMatch | None:
     details = fields.get("troubleshootingErrorDetails")
     if not isinstance(details, dict):
         return None
-    for name in ("failure", "failureDetails"):
+    for name in catalog.MICROSOFT_DETAIL_KEYS:
         text = details.get(name)
         if isinstance(text, str) and text:
             found = find_detail(text[:MAX_REASON_SCAN])
@@ -213,40 +215,15 @@ def _nested_detail(fields: dict[str, Any]) -> DetailMatch | None:
     return None
 
 
-def _skip_reason(record: RawRecord,
-                 state: CategoryState) -> Literal["success", "not_enrollment"] | None:
-    if record.shape == "graphEvent":  # Graph only reports failed enrollments
-        return "success" if state == "notApplicable" else None
-    row, fields = record.row, record.fields
-    operation = row.get("operationName")
-    if operation is None:
-        operation = row.get("OperationName")
-    result = row.get("resultType")  # where diagnostic settings put it; LA exports say Result
-    if result is None:
-        result = _first_present(row, catalog.RESULT_FIELDS)
-        if result is None and fields is not row:
-            result = _first_present(fields, catalog.RESULT_FIELDS)
-    verdict = _row_verdict(operation if operation.__class__ is str else None,
-                           result if result.__class__ is str else None)
-    if verdict == "no_result":
-        return "success" if state == "notApplicable" else None
-    return None if verdict == "failure" else verdict
+def _skip_reason(record: RawRecord, state: CategoryState) -> SkipReason | None:
+    # Whether the record is a failure at all is decided in one place: worker.classify.verdict.
+    return verdict.skip_reason(record, state == "notApplicable")
 
 
-@lru_cache(maxsize=512)
-def _row_verdict(operation: str | None, result: str | None
-                 ) -> Literal["not_enrollment", "success", "failure", "no_result"]:
-    """What a log row's operation and result columns say, cached: they repeat endlessly."""
-    if operation is not None and "enrollment" not in fold(operation[:200]):
-        return "not_enrollment"
-    if result is None:
-        return "no_result"
-    return "success" if fold(result[:200]) in catalog.SUCCESS_FOLDED else "failure"
-
-
-def _first_present(mapping: dict[str, Any], names: tuple[str, ...]) -> Any:
-    for name in names:
-        value = mapping.get(name)
-        if value is not None:
-            return value
-    return None
+def _context_detail(record: RawRecord, text: str) -> DetailMatch | None:
+    """A plain word that names a detail only on one shape (a bare "Timeout" on an ESP row)."""
+    table = catalog.CONTEXT_REASONS_FOLDED.get(record.shape)
+    if table is None:
+        return None
+    detail = table.get(fold(text[:64]))
+    return DetailMatch(detail, Evidence.detail_name, text.strip()) if detail else None

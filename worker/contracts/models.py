@@ -45,8 +45,10 @@ class _In(BaseModel):
 
 # ---------------------------------------------------------------- output: classified event
 class RemediationHint(_Out):
-    scope: Literal["detailReason", "category"] = Field(
-        description="Whether the hint is specific to the detail reason or general to the category.")
+    scope: Literal["microsoft", "detailReason", "category"] = Field(
+        description="'microsoft': the event's own remediation from Microsoft (Graph "
+        "troubleshootingErrorDetails, the export's Remediation column), first and bounded; "
+        "otherwise the classifier's hint for the detail reason or the category.")
     summary: str = Field(min_length=1, description="One sentence an admin can act on.")
     steps: list[str] = Field(description="Concrete steps, most useful first.")
     docUrl: str | None = Field(description="Microsoft documentation for this failure.")
@@ -93,8 +95,23 @@ class EnrollmentInfo(_Out):
     correlationId: str | None
 
 
+class DeploymentInfo(_Out):
+    """Autopilot events and ESP rows: where the deployment failed and with which profiles."""
+
+    phase: Literal["enrollment", "deviceSetup", "accountSetup", "enrollmentStatusPage"] | None = (
+        Field(description="The phase that failed: Autopilot's first failed phase "
+              "(enrollmentState, deviceSetupStatus, accountSetupStatus), or the Enrollment "
+              "Status Page for an ESPEnrollment log row; null when the event does not say."))
+    state: str | None = Field(description="deploymentState (Autopilot) or Status (ESP row).")
+    autopilotProfile: str | None
+    espProfile: str | None = Field(description="The Enrollment Status Page profile's name.")
+    isAutopilot: bool | None
+    userReachedDesktop: bool | None
+
+
 class SourceInfo(_Out):
-    shape: Literal["graphEvent", "diagnosticLog", "flat"]
+    shape: Literal["graphEvent", "autopilotEvent", "diagnosticLog", "espLog", "reportExport",
+                   "flat"]
     topic: str
     partition: int
     offset: int
@@ -117,8 +134,12 @@ class ClassifiedEvent(_Out):
     device: DeviceInfo
     user: UserInfo
     enrollment: EnrollmentInfo
+    deployment: DeploymentInfo | None = Field(
+        description="Set for Autopilot deployment events and ESP log rows only.")
     source: SourceInfo
-    remediation: list[RemediationHint] = Field(min_length=1)
+    remediation: list[RemediationHint] = Field(
+        min_length=1, description="Microsoft's own remediation first when the event has one, "
+        "then the detail reason's hint, then the category's.")
 
 
 # ---------------------------------------------------------------- output: dead letter
@@ -167,11 +188,51 @@ class GraphEnrollmentEvent(_In):
     troubleshootingErrorDetails: dict[str, Any] | None = None
 
 
+class AutopilotEvent(_In):
+    """Graph beta deviceManagementAutopilotEvent: one deployment attempt, failed or not."""
+
+    odata_type: str | None = Field(None, alias="@odata.type")
+    id: str | None = None
+    eventDateTime: str | None = None
+    deviceId: str | None = None
+    userPrincipalName: str | None = None
+    osVersion: str | None = None
+    enrollmentType: str | None = None
+    enrollmentState: str | None = None
+    deploymentState: str | int | None = None
+    deviceSetupStatus: str | int | None = None
+    accountSetupStatus: str | int | None = None
+    enrollmentFailureDetails: str | None = None
+    windowsAutopilotDeploymentProfileDisplayName: str | None = None
+    windows10EnrollmentCompletionPageConfigurationDisplayName: str | None = None
+
+
+class ReportExportRow(_In):
+    """One row of an EnrollmentActivity or DeviceEnrollmentFailures report export, as an
+    object (CSV gives every value as text); enum columns also as ``<Column>_loc`` text."""
+
+    EnrollmentActivityId: str | None = None
+    FailureGuid: str | None = None
+    EnrollmentDateTime: str | None = None
+    EnrollmentFailureDateTime: str | None = None
+    DeviceId: str | None = None
+    AadDeviceId: str | None = None
+    EnrollmentMethod: str | int | None = None
+    OS: str | int | None = None
+    OSVersion: str | None = None
+    Failure: str | int | None = None
+    FailureReason: str | int | None = None
+    FailureDetails: str | None = None
+    Remediation: str | None = None
+    UPN: str | None = None
+    UserId: str | None = None
+
+
 class GraphPage(_In):
     """A Graph collection page: one output per element of ``value``."""
 
     odata_context: str | None = Field(None, alias="@odata.context")
-    value: list[GraphEnrollmentEvent]
+    value: list[GraphEnrollmentEvent | AutopilotEvent]
 
 
 class DiagnosticLogProperties(_In):
@@ -219,6 +280,8 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "dead-letter": DeadLetterRecord,
     "input-graph-event": GraphEnrollmentEvent,
     "input-graph-page": GraphPage,
+    "input-autopilot-event": AutopilotEvent,
+    "input-report-export-row": ReportExportRow,
     "input-diagnostic-log-row": DiagnosticLogRow,
     "input-event-hubs-envelope": EventHubsEnvelope,
     "input-flat-event": FlatEvent,

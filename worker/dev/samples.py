@@ -10,6 +10,17 @@ unrecognised category with no other evidence is ``unknown``; log rows with resul
 are ``skipped_success``. About ``bad_ratio`` of messages are unreadable, and an Event Hubs
 envelope holds one bad row with that probability: ``dead_letter`` (that row alone). Same seed,
 same bytes; a shorter run is a prefix of a longer one. ``python -m worker.dev.samples --help``: CLI.
+
+The shapes of shared/reference/intune-sources.md come in the proportions a tenant shows (most
+Autopilot attempts and enrollments succeed): Graph ``deviceManagementAutopilotEvent``s
+(deploymentState ``failure`` is a failure whose reason is ``enrollmentFailureDetails``;
+success, successOnRetry and successWithTimeout are ``skipped_success``; inProgress is
+``skipped_in_progress``; notAttempted and disabled are ``skipped_not_enrollment``); other
+troubleshooting event types (``skipped_not_enrollment``); ``ESPEnrollment`` and ``Compliance``
+rows inside envelopes (ESP: Success/Completed skipped, a failed one with FailureReason
+"Timeout" is ``clientDisconnected``; Compliance: ``skipped_not_enrollment``); and
+report-export rows as JSON objects (``EnrollmentActivity``: no failure columns is a success;
+``DeviceEnrollmentFailures``: always a failure), enum columns as codes plus ``_loc`` text.
 """
 
 from __future__ import annotations
@@ -29,7 +40,10 @@ from typing import Any, BinaryIO, Literal, TypeVar
 import orjson
 
 T = TypeVar("T")
-Outcome = Literal["classified", "dead_letter", "skipped_success"]
+Outcome = Literal["classified", "dead_letter", "skipped_success", "skipped_in_progress",
+                  "skipped_not_enrollment"]
+OUTCOMES: tuple[Outcome, ...] = ("classified", "dead_letter", "skipped_success",
+                                 "skipped_in_progress", "skipped_not_enrollment")
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,7 @@ class ExpectedRecord:
     outcome: Outcome
     category: str | None  # Graph member spelling, only for "classified"
     detail_hint: str | None = None  # DW reason name or canonical HRESULT used as evidence
+    phase: str | None = None  # Autopilot: the phase that failed
 
 
 @dataclass(frozen=True)
@@ -121,7 +136,8 @@ _OS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (  # os, version
 _OS_CUM = (45, 70, 95, 100)
 SHAPE_WEIGHTS: dict[str, int] = {  # readable shapes; unreadable ones come on top, at bad_ratio
     "eventhubs_envelope": 34, "la_row": 10, "la_row_json_properties": 8, "graph_event": 14,
-    "graph_event_beta": 6, "graph_page": 8, "flat": 12, "hresult_text": 8}
+    "graph_event_beta": 6, "graph_page": 8, "flat": 12, "hresult_text": 8,
+    "autopilot_event": 6, "graph_other_type": 2, "export_row": 4}
 _UNREADABLE: dict[str, tuple[bytes | None, ...]] = {
     "unreadable_not_json": (b"{not json", b'{"failureCategory": "userValidation"',
                             b"{'failureCategory': 'userValidation'}", b"<html>502 Bad Gateway"),
@@ -133,6 +149,26 @@ _UNREADABLE: dict[str, tuple[bytes | None, ...]] = {
 UNREADABLE_SHAPES = tuple(_UNREADABLE)
 _EPOCH = 1_735_689_600  # 2025-01-01T00:00:00Z
 _DEAD, _SUCCESS = ExpectedRecord("dead_letter", None), ExpectedRecord("skipped_success", None)
+_NOT_ENROLLMENT = ExpectedRecord("skipped_not_enrollment", None)
+_APE = "#microsoft.graph.deviceManagementAutopilotEvent"
+_OTHER_TYPES = ("#microsoft.graph.deviceManagementTroubleshootingEvent",
+                "#microsoft.graph.mobileAppTroubleshootingEvent")
+# deploymentState of an Autopilot attempt, with how often a tenant sees it, and the outcome.
+_DEPLOYMENT: tuple[tuple[str, int, Outcome], ...] = (
+    ("success", 62, "skipped_success"), ("successOnRetry", 5, "skipped_success"),
+    ("successWithTimeout", 3, "skipped_success"), ("inProgress", 10, "skipped_in_progress"),
+    ("notAttempted", 2, "skipped_not_enrollment"), ("disabled", 1, "skipped_not_enrollment"),
+    ("failure", 17, "classified"))
+_DEPLOYMENT_CUM = tuple(accumulate(w for _, w, _ in _DEPLOYMENT))
+_PHASES = ("deviceSetupStatus", "accountSetupStatus")
+_AUTOPILOT_TYPES = ("azureADJoinedWithAutopilotProfile", "offlineDomainJoined",
+                    "azureADJoinedUsingDeviceAuthWithAutopilotProfile",
+                    "azureADJoinedWithWhiteGlove")
+_ESP_PROFILES = ("Default ESP", "Contoso ESP (block on apps)", "Kiosk ESP")
+_EXPORT_OS = {"Windows": (1, "Windows"), "iOS": (2, "iOS/iPadOS"), "Android": (3, "Android"),
+              "macOS": (4, "macOS")}
+_EXPORT_METHODS = ((1, "Windows automatic enrollment"), (2, "Automated Device Enrollment"),
+                   (3, "User enrollment"), (4, "Android Enterprise fully managed"))
 _SCENARIO = "Microsoft.Management.Services.Diagnostics.SLAEvents.EnrollmentSLAEvent"
 _GRAPH, _ETE = "https://graph.microsoft.com/", "#microsoft.graph.enrollmentTroubleshootingEvent"
 _Built = tuple[Any, list[ExpectedRecord], bytes | None]  # JSON value, expectations, key
@@ -189,7 +225,10 @@ class _Gen:
             "la_row_json_properties": lambda t: self._la_row(t, True),
             "graph_event": lambda t: self._graph_event(t, False),
             "graph_event_beta": lambda t: self._graph_event(t, True),
-            "graph_page": self._page, "flat": self._flat, "hresult_text": self._hresult}
+            "graph_page": self._page, "flat": self._flat, "hresult_text": self._hresult,
+            "autopilot_event": self._autopilot, "graph_other_type": self._other_type,
+            "export_row": self._export_row}
+        self.windows = [d for d in self.devices if d.os == "Windows"]
         self.shapes, self.cum = tuple(SHAPE_WEIGHTS), tuple(accumulate(SHAPE_WEIGHTS.values()))
 
     def message(self, index: int) -> SampleMessage:
@@ -254,9 +293,17 @@ class _Gen:
                "properties": orjson.dumps(props).decode() if json_props else props}
         return row, [exp], dev.key
 
+    def _envelope_row(self, t: int) -> _Built:
+        r = self.rng.random()
+        if r < 0.10:
+            return self._esp_row(t)
+        if r < 0.16:
+            return self._compliance_row(t)
+        return self._la_row(t, self.rng.random() < 0.3)
+
     def _envelope(self, t: int) -> _Built:
         rng = self.rng
-        built = [self._la_row(t + i * 7, rng.random() < 0.3) for i in range(rng.randint(1, 20))]
+        built = [self._envelope_row(t + i * 7) for i in range(rng.randint(1, 20))]
         rows, expected = [r for r, _, _ in built], [e[0] for _, e, _ in built]
         if rng.random() < self.bad_ratio:
             i, kind = rng.randrange(len(rows)), rng.randrange(4)
@@ -290,6 +337,107 @@ class _Gen:
                                "link": "https://learn.microsoft.com/troubleshoot/mem/intune/"}]}
             event["additionalInformation"] = [{"name": "ScaleUnit", "value": ids["ScaleUnit"]}]
         return event, [ExpectedRecord("classified", member, hint)], dev.key
+
+    def _esp_row(self, t: int) -> _Built:
+        rng, dev = self.rng, _pick(self.rng, self.windows)
+        success = rng.random() < 0.6
+        props = {"MessageId": _uuid(rng), "DeviceName": f"CONTOSO-{dev.key[:8].decode().upper()}",
+                 "DeviceId": dev.props["IntuneDeviceId"], "AADTenantId": dev.props["AADTenantId"],
+                 "IsAutopilot": ("True", "False")[rng.random() < 0.2],
+                 "Status": "Completed" if success else "Failed",
+                 "TimeDiff": str(rng.randrange(300, 7200)),
+                 "DidUserReachDesktop": ("True", "False")[not success and rng.random() < .5],
+                 "Version": "1", "EnrollmentTypeMessage": "AutopilotAzureADJoin",
+                 "ESPPolicyName": _pick(rng, _ESP_PROFILES)}
+        if not success:
+            props["FailureReason"] = "Timeout"
+        row = {"time": _iso(t), "tenantId": dev.props["AADTenantId"], "category": "OperationalLogs",
+               "operationName": "ESPEnrollment", "resultType": "Success" if success else "Fail",
+               "properties": props}
+        exp = _SUCCESS if success else ExpectedRecord("classified", "clientDisconnected",
+                                                      phase="enrollmentStatusPage")
+        return row, [exp], dev.key
+
+    def _compliance_row(self, t: int) -> _Built:
+        dev = self._device()
+        props = {"AlertDisplayName": "Device is not compliant", "AlertType": "NonCompliant",
+                 "Description": "The device does not meet the compliance policy.",
+                 "DeviceHostName": f"host-{dev.key[:6].decode()}", "DeviceName": "device",
+                 "DeviceOperatingSystem": dev.os, "UserName": "user",
+                 "OperationalLogCategory": "DeviceCompliance"}
+        row = {"time": _iso(t), "tenantId": dev.props["AADTenantId"], "category": "OperationalLogs",
+               "operationName": "Compliance", "resultType": "None", "properties": props}
+        return row, [_NOT_ENROLLMENT], dev.key
+
+    def _autopilot(self, t: int) -> _Built:
+        rng, dev = self.rng, _pick(self.rng, self.windows)
+        state, _, outcome = _DEPLOYMENT[bisect(_DEPLOYMENT_CUM, rng.random() * _DEPLOYMENT_CUM[-1])]
+        event: dict[str, Any] = {"@odata.type": _APE} if rng.random() < 0.7 else {}
+        setup = {"success": "success", "inProgress": "inProgress"}.get(state, state)
+        event |= {
+            "id": _uuid(rng), "eventDateTime": _iso(t), "deviceId": dev.props["IntuneDeviceId"],
+            "deviceSerialNumber": f"PF{rng.getrandbits(32):08X}",
+            "enrollmentType": _pick(rng, _AUTOPILOT_TYPES),
+            "userPrincipalName": f"user{rng.getrandbits(16)}@contoso.example",
+            "osVersion": dev.props["OsVersion"], "managedDeviceName": "CONTOSO-AP",
+            "enrollmentState": "enrolled", "deploymentState": state,
+            "deviceSetupStatus": setup if state != "successWithTimeout" else "successWithTimeout",
+            "accountSetupStatus": "notAttempted" if state == "inProgress" else setup,
+            "enrollmentFailureDetails": None,
+            "windowsAutopilotDeploymentProfileDisplayName": "Contoso user-driven",
+            "windows10EnrollmentCompletionPageConfigurationDisplayName": _pick(rng, _ESP_PROFILES),
+            "deploymentDuration": f"PT{rng.randrange(5, 90)}M{rng.randrange(60)}S"}
+        if outcome != "classified":
+            return event, [ExpectedRecord(outcome, None)], dev.key
+        phase = _pick(rng, _PHASES)
+        event |= {"deviceSetupStatus": "failure" if phase == "deviceSetupStatus" else "success",
+                  "accountSetupStatus": "failure" if phase == "accountSetupStatus"
+                  else "notAttempted"}
+        member, hint = "unknown", None
+        if rng.random() < 0.6:
+            code = _pick(rng, _HR_CODES)
+            member, hint = HRESULTS[code][0], f"0x{code:08X}"
+            event["enrollmentFailureDetails"] = self._hr_text(code, True)
+        else:
+            event["enrollmentFailureDetails"] = _pick(rng, (*_FREE_TEXT, None))
+        return event, [ExpectedRecord("classified", member, hint,
+                                      phase.removesuffix("Status"))], dev.key
+
+    def _other_type(self, t: int) -> _Built:
+        event, _, key = self._graph_event(t, False)
+        return {**event, "@odata.type": _pick(self.rng, _OTHER_TYPES)}, [_NOT_ENROLLMENT], key
+
+    def _export_row(self, t: int) -> _Built:
+        rng, dev = self.rng, self._device()
+        os_code, os_text = _EXPORT_OS[dev.os]
+        method = _pick(rng, _EXPORT_METHODS)
+        common = {"EnrollmentMethod": str(method[0]), "EnrollmentMethod_loc": method[1],
+                  "OS": str(os_code), "OS_loc": os_text, "OSVersion": dev.props["OsVersion"],
+                  "UPN": f"user{rng.getrandbits(16)}@contoso.example",
+                  "UserId": dev.props["IntuneUserId"]}
+        member, ev, hint = self._evidence(dev, hresults=False)
+        named = self._category(member, ev, _PASCAL.__getitem__, ("",))
+        if rng.random() < 0.2:  # DeviceEnrollmentFailures: failures only
+            row = {"FailureGuid": _uuid(rng), "EnrollmentFailureDateTime": _iso(t), **common,
+                   "FailureReason": str(rng.randrange(1, 30)),
+                   "FailureReason_loc": ev if ev is not None else named}
+            return row, [ExpectedRecord("classified", member, hint)], dev.key
+        row = {"EnrollmentActivityId": _uuid(rng), "EnrollmentDateTime": _iso(t), **common,
+               "DeviceId": dev.props["IntuneDeviceId"], "AadDeviceId": dev.props["AADDeviceId"],
+               "DeviceName": "device", "SerialNumber": f"SN{rng.getrandbits(32):08X}",
+               "OwnerType": "1", "OwnerType_loc": "Corporate", "UserId": dev.props["IntuneUserId"],
+               "Context": ""}
+        if rng.random() < 0.75:  # a successful enrollment: the failure columns are empty
+            row |= {"Failure": "", "Failure_loc": "", "FailureReason": "0",
+                    "FailureReason_loc": "None", "FailureDetails": "", "Remediation": ""}
+            return row, [_SUCCESS], dev.key
+        row |= {"Failure": str(rng.randrange(1, 30)) if ev else "",
+                "Failure_loc": ev or "", "FailureReason": str(rng.randrange(1, 12)),
+                "FailureReason_loc": named,
+                "FailureDetails": "" if ev else _pick(rng, _FREE_TEXT),
+                "Remediation": "" if rng.random() < 0.5 else
+                "See the documentation: https://learn.microsoft.com/mem/intune/enrollment/"}
+        return row, [ExpectedRecord("classified", member, hint)], dev.key
 
     def _page(self, t: int) -> _Built:
         rng, beta = self.rng, self.rng.random() < 0.3
@@ -337,9 +485,9 @@ def generate(count: int, *, seed: int = 0, bad_ratio: float = 0.01) -> Iterator[
 
 
 def summarize(messages: Iterable[SampleMessage]) -> dict[str, int]:
-    """Expected counts: messages, records, dead_letter, skipped_success, classified[.member]."""
-    counts = {"messages": 0, "records": 0, "dead_letter": 0, "skipped_success": 0,
-              "classified": 0} | {f"classified.{m}": 0 for m in MEMBERS}
+    """Expected counts: messages, records, each outcome (OUTCOMES), classified.<member>."""
+    counts = {"messages": 0, "records": 0} | dict.fromkeys(OUTCOMES, 0) | {
+        f"classified.{m}": 0 for m in MEMBERS}
     for message in messages:
         counts["messages"] += 1
         for record in message.expected:
