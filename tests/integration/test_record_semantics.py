@@ -9,8 +9,6 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.integration.support import (
     Record,
     Topics,
@@ -56,12 +54,10 @@ def test_every_shape_counts_only_failures_and_counters_match_the_output_topic(
         expected["skipped_in_progress"] + expected["skipped_not_enrollment"]
     assert worker.metric("enrollment_events_total", outcome="dead_lettered") == len(dead)
 
-    # The detail-reason and skipped-reason counters of the metric contract
-    # (/work/notes/metrics-contract.md) are added by the counters branch; until it is merged
-    # this part cannot run, and says so.
-    families = {name for name, _ in worker.metrics()}
-    if "enrollment_failure_details_total" not in families:
-        pytest.xfail("enrollment_failure_details_total not exported yet (counters branch)")
+    # The counters the alert rules read: by category (fresh and late together) and by detail.
+    for category in FailureCategory:
+        assert worker.metric_sum("enrollment_category_failures_total",
+                                 failure_category=category.name) == by_category[category.name]
     by_detail = Counter((r.value["failureCategory"], r.value["detailReason"] or "none")
                         for r in outputs)
     exported = {(labels["failure_category"], labels["detail_reason"]): value
