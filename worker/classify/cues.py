@@ -56,6 +56,7 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("signInFailed", "sign_in|signin|log_in|logon|login fail|NEG|error|unable|need|required",
        1.0, "sign-in-failed"),
     _c("signInFailed", "mfa$|multi_factor|two_factor|second_factor", 1.0, "mfa"),
+    _c("signInFailed", "stuck|hang|hangs login|log_in|sign_in|credentials", 1.0, "stuck-at-sign-in"),
     _c("deviceAuthenticationError", "user NEG|unrecogni recogni", 1.0, "user-not-recognised"),
     _c("tokenServiceError", "adal|wam$|access_token|security_token|token_request|token_endpoint",
        1.5, "token-service"),
@@ -78,7 +79,7 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("conditionalAccessBlocked", "conditional_access", 1.0, "conditional-access"),
     _c("autopilotDeviceNotFound", "autopilot device|record|hash|object|registration "
        "NEG|not_found|missing|removed|deleted|not_registered !profile", 1.0, "autopilot-device"),
-    _c("autopilotProfileNotAssigned", "profile not_found|not_assigned|no_profile|unassigned", 1.0,
+    _c("autopilotProfileNotAssigned", "profile assign|not_found|found NEG|unassigned", 1.0,
        "profile-not-assigned"),
     # --- accountValidation ---
     _c("enrollmentOnboardingIssue", "mdm_authority|management_authority", 2.0, "mdm-authority"),
@@ -105,8 +106,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("accountNotActive", "subscription|account NEG|expired|cancel|suspend|deleted|inactive "
        "!user|token|certificate|scp", 1.0, "account-not-active"),
     # --- userValidation ---
-    _c("userNotLicensed", "licen !platform|windows_version|vpp|token|apps_and_books", 1.0,
-       "licence"),
+    _c("userNotLicensed", "licen|unlicensed !platform|windows_version|vpp|token|apps_and_books|knox|"
+       "seat", 1.0, "licence"),
     _c("userNotLicensed", "given_you_access|given_access", 1.0, "no-access-given"),
     _c("userNotLicensed", "member group", 1.0, "group-membership"),
     _c("userUnknown", "user|account NEG|not_found|unknown exist|found|unknown|directory|intune "
@@ -132,7 +133,7 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("accountInMaintenance", "maintenance", 2.0, "maintenance"),
     # --- badRequest ---
     _c("messageFormatError", "message_format|malformed|bad_format|format_error|schema|parse|"
-       "bad_request|invalid_request|security_header", 1.5, "bad-message"),
+       "bad_request|invalid_request|security_header !token", 1.5, "bad-message"),
     _c("messageFormatError", "message|response empty", 1.0, "empty-message"),
     _c("messageFormatError", "renew reject|NEG|eligible", 1.0, "renewal-refused"),
     _c("deviceClockWrong", "clock|date_and_time|time_zone|time_on_the_device|time_on_device|"
@@ -159,8 +160,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("invalidProfileSettings", "invalid|naming|special_character phone_number|department|"
        "profile_name|name$|naming|template|company_name|field|entry", 1.0, "profile-field"),
     # --- featureNotSupported ---
-    _c("featureNotSupported", "feature|method|scenario|mode$ NEG|unsupported|unexpected|"
-       "not_available|not_released|incompatib|only", 1.6, "feature"),
+    _c("featureNotSupported", "feature|method|scenario|mode$ support|unexpected|available|released|"
+       "incompatib", 1.6, "feature"),
     _c("preProvisioningNotAllowed", "pre_provision|preprovision|white_glove|technician", 1.0,
        "pre-provisioning"),
     _c("preProvisioningNotAllowed", "pre_provision|preprovision|white_glove NEG|fail|allow", 1.0,
@@ -196,6 +197,7 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("mfaNotCompleted", "mfa$|multi_factor notification|toast|prompt|respond", 2.0,
        "mfa-prompt-ignored"),
     _c("appleNetworkError", "apple connection|network|reach", 1.5, "apple-network"),
+    _c("appleChallengeIssue", "profile delay", 1.0, "profile-delayed"),
     _c("networkConnectivity", "ssl|tls certificate invalid|not_valid|validated", 1.0,
        "tls-certificate"),
     # --- userAbandonment ---
