@@ -204,6 +204,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("userAbandonment", "abandon", 2.0, "abandoned"),
     _c("userAbandonment", "user NEG|never finish|complete|in_time", 1.0, "not-finished"),
     _c("userAbandonment", "incomplete user|enrollment", 1.0, "incomplete"),
+    _c("userAbandonment", "postpone|closed|decline|more_than_30_minutes|30_minutes|took_more_than "
+       "!server|connection|session", 1.0, "user-stopped"),
     # --- unknown, with a detail: said so, and what to check ---
     _c("serverError", "server|service error|fail|unexpected|exception|internal|busy|unavailable|"
        "503$|500$ !authenticat|reject|proxy|format|schema", 1.0, "server-error"),
