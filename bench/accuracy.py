@@ -138,10 +138,11 @@ def records(entries: list[Entry]) -> list[Record]:
 def classify_all(recs: list[Record]) -> None:
     from worker import classify_message
 
-    source = _module("core").Source("accuracy")
+    core = _module("core")
+    source, classified = core.Source("accuracy"), core.Classified
     for r in recs:
-        outcomes = classify_message(r.value, source)
-        doc = json.loads(outcomes[0].value) if hasattr(outcomes[0], "event_id") else None
+        first = classify_message(r.value, source)[0]
+        doc = json.loads(first.value) if isinstance(first, classified) else None
         if doc is None:
             r.category, r.evidence, r.matched = "(not classified)", "none", None
         else:
@@ -224,16 +225,14 @@ def _disable(items: set[str]) -> Callable[[], None]:
     """Switch off the given text items in the plain-Python core; returns the undo."""
     catalog, normalize = _module("catalog"), _module("normalize")
     saved: list[tuple[ModuleType, str, Any]] = [(catalog, "PHRASES", catalog.PHRASES)]
-    catalog.PHRASES = tuple(p for p in catalog.PHRASES
-                            if f"phrase:{p[0].strip()}" not in items)
+    catalog.PHRASES = tuple(p for p in catalog.PHRASES if f"phrase:{p[0].strip()}" not in items)
     try:
         cues = _module("cues")
     except ImportError:
         cues = None
     if cues is not None:
         saved.append((cues, "INDEX", cues.INDEX))
-        cues.INDEX = cues.build_index(
-            tuple(c for c in cues.CUES if f"cue:{c.id}" not in items))
+        cues.INDEX = cues.build_index(tuple(c for c in cues.CUES if f"cue:{c.id}" not in items))
     caches = [normalize.find_detail, normalize.decide]
 
     def clear() -> None:

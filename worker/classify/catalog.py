@@ -71,11 +71,11 @@ class Detail:
 
 CATEGORY_HINTS: dict[C, Hint] = {
     C.unknown: Hint(
-        "Capture the correlation id, user and time, retry once, and open a Microsoft case if it repeats.",
-        ("Record the correlationId, user, device and time of the attempt.",
-         "Retry after a few minutes: server-side faults are often transient.",
-         "Update or reinstall Company Portal on the device.",
-         "If it keeps failing, open a Microsoft support case citing the correlation id."),
+        "Look the message or code up where it was logged, then retry once; a support case comes last.",
+        ("Open the user's row in Intune's Enrollment failures report: its failure details and remediation are Microsoft's own.",
+         "Read the device's log: on Windows, Event Viewer > DeviceManagement-Enterprise-Diagnostics-Provider > Admin; elsewhere, the Company Portal logs.",
+         "Retry after a few minutes: server-side faults are often transient; update or reinstall Company Portal.",
+         "If it keeps failing unexplained, open a Microsoft support case citing the correlation id, user and time."),
         DOC_REPORTS),
     C.authentication: Hint(
         "Make sure the user can sign in to Microsoft Entra ID and that MFA or Conditional Access does not block enrollment.",

@@ -185,3 +185,27 @@ REFINEMENTS: Final[tuple[Refinement, ...]] = (
                (" another mdm", " other mdm", " mdm solution", " mdm provider",
                 " third party mdm")),
 )
+
+
+# --- where to look, for a code the catalog cannot name -------------------------------------
+# (mask, prefix, where): the first match says which log or reference explains the code.
+WHERE_TO_LOOK: Final[tuple[tuple[int, int, str], ...]] = (
+    (0xFFFE0000, 0x80180000, "an MDM enrollment error: look it up in Windows' MDM registration "
+     "error values and the DeviceManagement-Enterprise-Diagnostics-Provider Admin log"),
+    (0xFFFF0000, 0x801C0000, "an Entra device registration error: run dsregcmd /status on the "
+     "device and read the User Device Registration event log"),
+    (0xFFF00000, 0xCAA00000, "an Entra token (ADAL/WAM) error: read the AAD Operational event "
+     "log for the server error code"),
+    (0xFFFF0000, 0x80CF0000, "a legacy Intune PC client error: see the client software error "
+     "table in the enrollment troubleshooting article"),
+    (0xFFFF0000, 0x81030000, "a Windows Autopilot client error: collect MdmDiagnosticsTool "
+     "-area Autopilot;TPM output"),
+    (0xFFFF0000, 0x80070000, "a Win32 error: 'certutil -error' on a Windows machine names it"),
+)
+
+
+def where_to_look(number: int) -> str | None:
+    for mask, prefix, where in WHERE_TO_LOOK:
+        if number & mask == prefix:
+            return where
+    return None

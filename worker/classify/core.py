@@ -33,6 +33,7 @@ from worker.classify.decode import (
     decode_message,
 )
 from worker.classify.normalize import Classification, Skip, normalize_failure
+from worker.classify.remedy import unknown_hints
 from worker.classify.taxonomy import Evidence, FailureCategory
 
 CLASSIFIER_VERSION: Final = __version__
@@ -183,7 +184,10 @@ def _decision_json(c: Classification, raw_reason: str | None = None) -> bytes:
         "detailReason": detail.name if detail else None,
         "detailReasonDescription": detail.description if detail else None,
         "classification": _classification_dict(c, raw_reason or c.raw_reason),
-        "remediation": _remediation(category, detail),
+        # An unnamed failure gets a hint quoting what was seen; every other one a fixed hint.
+        "remediation": (unknown_hints(raw_reason or c.raw_reason)
+                        if detail is None and category is FailureCategory.unknown
+                        else _remediation(category, detail)),
     })
     return head[:-1] + b","
 

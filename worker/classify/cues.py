@@ -56,7 +56,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("signInFailed", "sign_in|signin|log_in|logon|login fail|NEG|error|unable|need|required",
        1.0, "sign-in-failed"),
     _c("signInFailed", "mfa$|multi_factor|two_factor|second_factor", 1.0, "mfa"),
-    _c("signInFailed", "stuck|hang|hangs login|log_in|sign_in|credentials", 1.0, "stuck-at-sign-in"),
+    _c("signInFailed", "stuck|hang|hangs login|log_in|sign_in|credentials", 1.0,
+       "stuck-at-sign-in"),
     _c("deviceAuthenticationError", "user NEG|unrecogni recogni", 1.0, "user-not-recognised"),
     _c("tokenServiceError", "adal|wam$|access_token|security_token|token_request|token_endpoint",
        1.5, "token-service"),
@@ -85,16 +86,16 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("enrollmentOnboardingIssue", "mdm_authority|management_authority", 2.0, "mdm-authority"),
     _c("enrollmentOnboardingIssue", "onboard NEG|not", 1.0, "not-onboarded"),
     _c("apnsCertificateInvalid", "apns|push_notification|push_certificate|mdm_push", 1.5, "apns"),
-    _c("apnsCertificateExpired", "apns|push_notification|push_certificate|mdm_push expir", 1.0,
+    _c("apnsCertificateExpired", "apns|push_notification|push_certificate|mdm_push expir", 2.0,
        "apns-expired"),
     _c("apnsCertificateInvalid", "certificate communicat", 2.0, "device-channel-certificate"),
     _c("apnsCertificateInvalid", "enrollment_policy", 1.0, "no-enrollment-policy"),
     _c("adeTokenInvalid", "token expir|invalid|revoked|malformed|upload !bulk|provisioning", 1.5,
        "token-invalid"),
-    _c("adeTokenInvalid", "apple_business_manager|apple_school_manager|abm$|asm$|enrollment_program|"
-       "ade$|dep$ token|mdm_server|access_denied|removed", 1.0, "ade-token"),
-    _c("vppTokenProblem", "token vpp|apps_and_books|licenses|another_tenant|another_service|deleted",
-       1.5, "vpp-token"),
+    _c("adeTokenInvalid", "apple_business_manager|apple_school_manager|abm$|asm$|"
+       "enrollment_program|ade$|dep$ token|mdm_server|access_denied|removed", 1.0, "ade-token"),
+    _c("vppTokenProblem", "token vpp|apps_and_books|licenses|another_tenant|another_service|"
+       "deleted", 1.5, "vpp-token"),
     _c("appleTermsNotAccepted", "terms_and_conditions|t_c$ NEG|accept", 1.0, "terms-not-accepted"),
     _c("mdmTermsOfUseUrl", "terms_of_use url|endpoint|connect", 2.0, "terms-of-use-url"),
     _c("mdmNotConfigured", "mdm_user_scope|user_scope", 2.0, "mdm-user-scope"),
@@ -106,12 +107,12 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("accountNotActive", "subscription|account NEG|expired|cancel|suspend|deleted|inactive "
        "!user|token|certificate|scp", 1.0, "account-not-active"),
     # --- userValidation ---
-    _c("userNotLicensed", "licen|unlicensed !platform|windows_version|vpp|token|apps_and_books|knox|"
-       "seat", 1.0, "licence"),
+    _c("userNotLicensed", "licen|unlicensed !platform|windows_version|vpp|token|apps_and_books|"
+       "knox|seat", 1.0, "licence"),
     _c("userNotLicensed", "given_you_access|given_access", 1.0, "no-access-given"),
     _c("userNotLicensed", "member group", 1.0, "group-membership"),
-    _c("userUnknown", "user|account NEG|not_found|unknown exist|found|unknown|directory|intune "
-       "!adal|realm|server|device", 1.0, "user-unknown"),
+    _c("userUnknown", "user|account NEG|not_found|unknown exist|found|unknown "
+       "!adal|realm|server|device|licen", 1.0, "user-unknown"),
     # --- deviceNotSupported ---
     _c("unsupportedDeviceType", "NEG|only support !federat|authenticat", 1.0, "not-supported"),
     _c("unsupportedDeviceType", "unsupported|minimum_requirement|minimum_version|too_old|"
@@ -208,7 +209,8 @@ CUES: Final[tuple[Cue, ...]] = (
        "!server|connection|session", 1.0, "user-stopped"),
     # --- unknown, with a detail: said so, and what to check ---
     _c("serverError", "server|service error|fail|unexpected|exception|internal|busy|unavailable|"
-       "503$|500$ !authenticat|reject|proxy|format|schema", 1.0, "server-error"),
+       "503$|500$ !authenticat|reject|proxy|format|schema|dns$|network|connect|contact|timed_out|"
+       "timeout|reach", 1.0, "server-error"),
     _c("serverError", "database|db_access|throttl", 1.0, "server-load"),
     _c("certificateRequestError", "certificate_template|certificate_authority|"
        "certification_authority|get_certificate", 1.6, "certificate-request"),
