@@ -112,6 +112,8 @@ HRESULTS = [
     (0x80070BC2, "restartPending", "badRequest"),
     (0x80070BC9, "restartPending", "badRequest"),
     (0x80180030, "userCancelled", "clientDisconnected"),
+    (0x80CF3006, "seatLimitReached", "enrollmentRestrictionsEnforced"),
+    (0x80043006, "seatLimitReached", "enrollmentRestrictionsEnforced"),
     (0x80180009, "enrollmentInProgress", "unknown"),
     (0x801C03F2, "entraDirectoryError", "unknown"),
     (0x801C001D, "entraDirectoryError", "unknown"),

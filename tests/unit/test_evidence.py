@@ -185,6 +185,12 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
     ("An unexpected error happened on the server", "unknown", "serverError"),
     ("A proxy blocks the identity provider", "clientDisconnected", "identityProviderBlocked"),
     ("The user canceled enrollment", "clientDisconnected", "userCancelled"),
+    ("You have used all the seats you bought: maximum reached", "enrollmentRestrictionsEnforced",
+     "seatLimitReached"),
+    ("Sign-in requires local administrator rights on this PC", "authorization",
+     "deviceAuthorizationError"),
+    ("ProvisioningProgressPage_DeviceConfigurationTimeOut", "clientDisconnected",
+     "networkConnectivity"),
 ]
 
 

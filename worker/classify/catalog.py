@@ -437,6 +437,10 @@ DETAILS: tuple[Detail, ...] = (
     _d("userCancelled", C.clientDisconnected, "The user cancelled the enrollment.",
        "Ask the user to run the enrollment again and finish it.",
        doc=DOC_MDM_ERRORS, codes=(0x80180030,), names=("MENROLL_E_USER_CANCELED",)),
+    _d("seatLimitReached", C.enrollmentRestrictionsEnforced,
+       "The account has used every seat (licence) it bought for enrolled computers.",
+       "Buy more seats or retire computers that no longer need management.",
+       doc=DOC_GENERAL, codes=(0x80CF3006, 0x80043006), judgment=True),
     _d("enrollmentInProgress", C.unknown, "Another enrollment was already in progress on the device.",
        "Wait for the running enrollment to finish, then retry once.",
        doc=DOC_MDM_ERRORS, codes=(0x80180009,), names=("MENROLL_E_ENROLLMENT_IN_PROGRESS",)),
@@ -554,12 +558,17 @@ def words(text: str) -> str:
     return f" {_NON_ALNUM.sub(' ', text).strip().casefold()} "
 
 
+def split_camel(text: str) -> str:
+    """'DeviceCapReached' -> 'Device Cap Reached' (other text unchanged)."""
+    return _CAMEL_HUMP.sub(" ", text)
+
+
 def _phrase_keys(detail: Detail) -> Iterator[str]:
     # A key is ' word word' with no space at the end: it matches only where a word starts
     # ('ADE token' is not in 'made token') but may end inside one ('license' in 'licensed').
     for name in detail.names:  # 'DeviceCap' also as written in prose: 'device cap'
         yield words(name)[:-1]
-        yield words(_CAMEL_HUMP.sub(" ", name))[:-1]
+        yield words(split_camel(name))[:-1]
     for phrase in detail.phrases:
         yield words(phrase)[:-1]
 

@@ -72,6 +72,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("deviceAuthorizationError", "NEG permission|privilege|rights !certificate", 1.0,
        "no-permission"),
     _c("entraJoinNotAllowed", "users_may_join|join_devices", 1.5, "join-setting"),
+    _c("deviceAuthorizationError", "local_admin|administrators_group|local_administrators|"
+       "admin_rights|administrator_rights|administrative_privileges", 1.6, "local-admin"),
     _c("deviceAlreadyEnrolled",
        "another|different|other|previous|someone_else user|account|someone_else "
        "enrolled|joined|connected|assigned|registered|removed", 1.5, "another-user"),
@@ -104,7 +106,7 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("mdmNotConfigured", "upn$|user_principal_name routable|unverified|local$|malformed|format|"
        "suffix", 1.5, "upn"),
     _c("tenantNotFound", "tenant NEG|not_found|wrong|incorrect", 1.0, "tenant-not-found"),
-    _c("accountNotActive", "subscription|account NEG|expired|cancel|suspend|deleted|inactive "
+    _c("accountNotActive", "subscription|account expired|cancel|suspend|deleted|inactive|disabled "
        "!user|token|certificate|scp", 1.0, "account-not-active"),
     # --- userValidation ---
     _c("userNotLicensed", "licen|unlicensed !platform|windows_version|vpp|token|apps_and_books|"
@@ -134,7 +136,7 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("accountInMaintenance", "maintenance", 2.0, "maintenance"),
     # --- badRequest ---
     _c("messageFormatError", "message_format|malformed|bad_format|format_error|schema|parse|"
-       "bad_request|invalid_request|security_header !token", 1.5, "bad-message"),
+       "bad_request|invalid_request|security_header !token|upn$|username", 1.5, "bad-message"),
     _c("messageFormatError", "message|response empty", 1.0, "empty-message"),
     _c("messageFormatError", "renew reject|NEG|eligible", 1.0, "renewal-refused"),
     _c("deviceClockWrong", "clock|date_and_time|time_zone|time_on_the_device|time_on_device|"
@@ -174,8 +176,9 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("deviceCap", "too_many|maximum_number|max_number|more_devices|limit|cap$|quota|exceed "
        "device", 1.5, "device-limit"),
     _c("enrollmentCriteriaNotMet", "restriction|restricted", 1.0, "restriction"),
-    _c("enrollmentCriteriaNotMet", "blocked_by|block admin|administrator|policy|organization|rule",
-       1.0, "admin-block"),
+    _c("seatLimitReached", "seats maximum|reached|limit|more", 1.5, "seat-limit"),
+    _c("enrollmentCriteriaNotMet", "blocked_by|blocked_in admin|administrator|policy|organization|"
+       "rule|restriction", 1.0, "admin-block"),
     _c("platformBlocked", "device_type_restriction|platform_restriction|platform|device_type "
        "block|restrict", 1.6, "platform-blocked"),
     _c("platformBlocked", "organization|company|it_admin|administrator NEG support|allow|permit",

@@ -211,7 +211,9 @@ def find_detail(text: str) -> DetailMatch | None:
     for phrase, detail in catalog.PHRASES:
         if phrase in spaced:
             return DetailMatch(detail, Evidence.phrase, phrase.strip())
-    return _family(readings) or _aadsts_family(text) or _cue(spaced)
+    # Cues also read joined identifiers: 'DeviceConfigurationTimeOut' -> 'device ... time out'.
+    return (_family(readings) or _aadsts_family(text)
+            or _cue(catalog.words(catalog.split_camel(text))))
 
 
 def _listed_code(readings: tuple[codes.CodeReading, ...]) -> DetailMatch | None:
