@@ -1,7 +1,7 @@
 """Benchmark (not a test): how well the classifier reads Microsoft's own error text.
 
     python bench/accuracy.py [--corpus tests/data/microsoft_error_corpus.jsonl] [--json]
-                             [--no-held-out]
+                             [--no-held-out] [--misses] [--build build/compiled]
 
 Every corpus entry (a message or code as a Microsoft article, device or log shows it, with
 the category the article's cause implies) is sent through the public API,
@@ -288,7 +288,11 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--no-held-out", action="store_true")
     parser.add_argument("--misses", action="store_true", help="list entries not always right")
+    parser.add_argument("--build", type=Path, default=None,
+                        help="import the classifier from here (the compiled core that "
+                             "scripts/compile-core.sh builds) instead of the checkout")
     args = parser.parse_args()
+    sys.path.insert(0, str(args.build.resolve() if args.build else ROOT))
     from worker import core_build
 
     entries = load(args.corpus)
@@ -330,5 +334,4 @@ def _print_misses(recs: list[Record]) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())
