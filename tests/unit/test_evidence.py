@@ -191,6 +191,8 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
      "deviceAuthorizationError"),
     ("ProvisioningProgressPage_DeviceConfigurationTimeOut", "clientDisconnected",
      "networkConnectivity"),
+    ("The imported device hash could not be decoded", "badRequest", "invalidHardwareHash"),
+    ("The motherboard was replaced on this PC", "authorization", "autopilotDeviceNotFound"),
 ]
 
 

@@ -84,6 +84,10 @@ CUES: Final[tuple[Cue, ...]] = (
        "NEG|not_found|missing|removed|deleted|not_registered !profile", 1.0, "autopilot-device"),
     _c("autopilotProfileNotAssigned", "profile assign|not_found|found NEG|unassigned", 1.0,
        "profile-not-assigned"),
+    _c("autopilotProfileNotAssigned", "autopilot policy|profile not_found|missing|NEG", 1.0,
+       "autopilot-profile-missing"),
+    _c("autopilotDeviceNotFound", "hardware_change|motherboard|new_hardware", 1.0,
+       "hardware-changed"),
     # --- accountValidation ---
     _c("enrollmentOnboardingIssue", "mdm_authority|management_authority", 2.0, "mdm-authority"),
     _c("enrollmentOnboardingIssue", "onboard NEG|not", 1.0, "not-onboarded"),
@@ -160,6 +164,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("restartPending", "restart|reboot pending", 1.0, "restart-pending"),
     _c("installerFilesMissing", "installer|extract", 1.5, "installer"),
     _c("staleKeychainEntries", "keychain", 2.0, "keychain"),
+    _c("invalidHardwareHash", "hash|devicehash|base_64|base64 convert|invalid|length|padd|corrupt|"
+       "decode", 1.5, "hardware-hash"),
     _c("invalidProfileSettings", "invalid|naming|special_character phone_number|department|"
        "profile_name|name$|naming|template|company_name|field|entry", 1.0, "profile-field"),
     # --- featureNotSupported ---
