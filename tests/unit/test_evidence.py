@@ -58,6 +58,13 @@ def test_unknown_subcode_is_not_guessed() -> None:
     assert event["failureCategory"] == "unknown"
 
 
+@pytest.mark.parametrize("field", ["Message", "message", "RenderedDescription", "Description"])
+def test_windows_event_log_records_are_read(field: str) -> None:
+    record = {"ProviderName": "Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider",
+              "Id": 76, field: "Auto MDM Enroll: Failed (Unknown Win32 Error code: 0x80180018)"}
+    assert one_event(record)["detailReason"] == "userNotLicensed"
+
+
 # --- mistyped codes ---------------------------------------------------------------------------
 @pytest.mark.parametrize(("text", "code"), [
     ("Auto MDM Enroll: Failed (Unknown Win32 Error code: 0x80180002b)", 0x8018002B),  # extra 0

@@ -485,7 +485,9 @@ CATEGORY_FIELDS: dict[str, tuple[str, ...]] = {
 }
 _ALL_REASON_FIELDS = ("failureReason", "FailureReason", "failure_reason", "errorCode", "ErrorCode",
                       "error_code", "hresult", "HResult", "enrollmentFailureDetails",
-                      "failureDetails", "Message", "message")  # Message: Windows event-log records
+                      "failureDetails",
+                      # Windows event-log records as exported (Get-WinEvent, Event Viewer, SIEMs)
+                      "Message", "message", "RenderedDescription", "Description", "description")
 REASON_FIELDS: dict[str, tuple[str, ...]] = {
     "graphEvent": ("failureReason", "enrollmentFailureDetails"),
     "diagnosticLog": ("FailureReason", "ErrorCode", "failureReason"),

@@ -88,6 +88,8 @@ CUES: Final[tuple[Cue, ...]] = (
        "autopilot-profile-missing"),
     _c("autopilotDeviceNotFound", "hardware_change|motherboard|new_hardware", 1.0,
        "hardware-changed"),
+    _c("autopilotDeviceNotFound", "device_object|device_record object|record deleted|removed "
+       "!given_id|sync", 1.0, "device-object-deleted"),
     # --- accountValidation ---
     _c("enrollmentOnboardingIssue", "mdm_authority|management_authority", 2.0, "mdm-authority"),
     _c("enrollmentOnboardingIssue", "onboard NEG|not", 1.0, "not-onboarded"),
