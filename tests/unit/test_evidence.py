@@ -200,6 +200,8 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
      "networkConnectivity"),
     ("The imported device hash could not be decoded", "badRequest", "invalidHardwareHash"),
     ("The motherboard was replaced on this PC", "authorization", "autopilotDeviceNotFound"),
+    ("The web authentication broker returned an error", "authentication", "signInFailed"),
+    ("Connection refused: the subscription was cancelled", "accountValidation", "accountNotActive"),
 ]
 
 

@@ -56,6 +56,7 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("signInFailed", "sign_in|signin|log_in|logon|login fail|NEG|error|unable|need|required",
        1.0, "sign-in-failed"),
     _c("signInFailed", "mfa$|multi_factor|two_factor|second_factor", 1.0, "mfa"),
+    _c("signInFailed", "wab$|web_authentication_broker|web_sign_in", 1.0, "web-sign-in"),
     _c("signInFailed", "stuck|hang|hangs login|log_in|sign_in|credentials", 1.0,
        "stuck-at-sign-in"),
     _c("deviceAuthenticationError", "user NEG|unrecogni recogni", 1.0, "user-not-recognised"),
@@ -113,7 +114,7 @@ CUES: Final[tuple[Cue, ...]] = (
        "suffix", 1.5, "upn"),
     _c("tenantNotFound", "tenant NEG|not_found|wrong|incorrect", 1.0, "tenant-not-found"),
     _c("accountNotActive", "subscription|account expired|cancel|suspend|deleted|inactive|disabled "
-       "!user|token|certificate|scp", 1.0, "account-not-active"),
+       "!user|token|certificate|scp", 2.0, "account-not-active"),
     # --- userValidation ---
     _c("userNotLicensed", "licen|unlicensed !platform|windows_version|vpp|token|apps_and_books|"
        "knox|seat", 1.0, "licence"),
