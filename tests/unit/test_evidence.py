@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import one_event
-from worker.classify import codes, cues
+from worker.classify import catalog, codes, cues
 
 # --- SOAP fault subcodes, in the three wrappers Windows writes them in -----------------------
 SUBCODES = [
@@ -47,6 +47,13 @@ def test_fault_subcode_in_every_wrapper(subcode: str, detail: str, category: str
         assert (event["failureCategory"], event["detailReason"]) == (category, detail), text
         assert event["classification"]["evidence"] == "detail_name"
         assert event["classification"]["matched"].casefold() == f"subcode={subcode}".casefold()
+
+
+def test_every_detail_the_code_tables_name_is_in_the_catalog() -> None:
+    names = {*codes.FAULT_SUBCODES.values(), *codes.AADSTS_DETAILS.values(), codes.AADSTS_DEFAULT,
+             *(f.detail for f in codes.FAMILIES if f.detail is not None),
+             *(r.base for r in codes.REFINEMENTS), *(r.detail for r in codes.REFINEMENTS)}
+    assert names <= set(catalog.DETAILS_BY_NAME)
 
 
 def test_every_fault_subcode_has_a_row() -> None:

@@ -47,6 +47,9 @@ _FAULT_WRAPPERS = re.compile(
 
 def fault_subcode(text: str) -> tuple[str, str] | None:
     """(subcode as written, detail name) of the first known SOAP fault subcode in a wrapper."""
+    folded = text.casefold()
+    if "subcode" not in folded and "errortype" not in folded:  # the regex is slow on long text
+        return None
     for m in _FAULT_WRAPPERS.finditer(text):
         written = m.group(1) or m.group(2) or m.group(3)
         detail = FAULT_SUBCODES.get(written.casefold())
@@ -63,6 +66,7 @@ _CODE = re.compile(
     r"|(?<![0-9a-z.\-])([89c][0-9a-f]{7})(?![0-9a-z\-])"
     r"|(?<![0-9a-z.])(-?[0-9]{9,10})(?![0-9a-z]|\.[0-9])", re.IGNORECASE)
 _AADSTS = re.compile(r"\bAADSTS([0-9]{5,6})\b", re.IGNORECASE)
+_DIGIT = re.compile(r"[0-9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,8 @@ class CodeReading:
 
 def codes_in(text: str) -> Iterator[CodeReading]:
     """Every code in the text, in order; a typo yields its repairs, never a guess."""
+    if _DIGIT.search(text) is None:  # every spelling has a digit; the full regex is slow
+        return
     for m in _CODE.finditer(text):
         hex_digits, bare, decimal = m.groups()
         if decimal is not None:
@@ -102,6 +108,8 @@ def _zero_repairs(digits: str) -> list[str]:
 
 
 def aadsts_numbers(text: str) -> Iterator[int]:
+    if "aadsts" not in text.casefold():
+        return
     for m in _AADSTS.finditer(text):
         yield int(m.group(1))
 

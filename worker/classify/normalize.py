@@ -31,7 +31,6 @@ Pure: no I/O, no clock, no Kafka or Prometheus. All knowledge is looked up in
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Literal
@@ -52,8 +51,9 @@ Rule = Literal[
 MAX_REASON_SCAN: Final = 8192
 MAX_RAW_REASON_CHARS: Final = 1024  # the raw reason echoed in the output
 MAX_RAW_CATEGORY_CHARS: Final = 256
-_HRESULT = re.compile(
-    r"(?<![0-9a-z.])(?:0x([0-9a-f]{8})|(8[0-9a-f]{7})|(-?[0-9]{9,10}))(?![0-9a-z])", re.IGNORECASE)
+# Cues (many substring tests) read less: a cause is described in a message's first sentences,
+# and a stream of distinct long texts must not cost milliseconds per event.
+MAX_CUE_SCAN: Final = 1024
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity hash: instances come from a cache
@@ -213,7 +213,7 @@ def find_detail(text: str) -> DetailMatch | None:
             return DetailMatch(detail, Evidence.phrase, phrase.strip())
     # Cues also read joined identifiers: 'DeviceConfigurationTimeOut' -> 'device ... time out'.
     return (_family(readings) or _aadsts_family(text)
-            or _cue(catalog.words(catalog.split_camel(text))))
+            or _cue(catalog.words(catalog.split_camel(text[:MAX_CUE_SCAN]))))
 
 
 def _listed_code(readings: tuple[codes.CodeReading, ...]) -> DetailMatch | None:

@@ -59,7 +59,7 @@ class Confidence(StrEnum):
     """How strongly the evidence supports the chosen category."""
 
     high = "high"  # the service's own category, or an exact code or reason name
-    medium = "medium"  # a phrase found in free text, or two signals that disagreed
+    medium = "medium"  # a phrase, code family or cues in free text, or two signals that disagreed
     low = "low"  # nothing usable: the category is ``unknown`` by default
 
 
