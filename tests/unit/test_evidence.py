@@ -209,6 +209,13 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
     ("The motherboard was replaced on this PC", "authorization", "autopilotDeviceNotFound"),
     ("The web authentication broker returned an error", "authentication", "signInFailed"),
     ("Connection refused: the subscription was cancelled", "accountValidation", "accountNotActive"),
+    ("Enrollment quota exceeded for this user", "enrollmentRestrictionsEnforced", "deviceCap"),
+    ("The OS version is below the minimum your organization allows", "enrollmentRestrictionsEnforced",
+     "osVersionBlocked"),
+    ("We couldn't sign you in. Check your username and password.", "authentication", "signInFailed"),
+    ("The sign-in was blocked by a Conditional Access policy", "authorization",
+     "conditionalAccessBlocked"),
+    ("Device type not allowed", "enrollmentRestrictionsEnforced", "platformBlocked"),
 ]
 
 

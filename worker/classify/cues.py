@@ -53,8 +53,9 @@ CUES: Final[tuple[Cue, ...]] = (
        "bad-credentials"),
     _c("signInFailed", "password invalid|incorrect|wrong|expired|required|needed|supplied", 1.5,
        "password"),
-    _c("signInFailed", "sign_in|signin|log_in|logon|login fail|NEG|error|unable|need|required",
-       1.0, "sign-in-failed"),
+    _c("signInFailed", "sign_in|signin|sign_you_in|log_in|logon|login fail|NEG|error|unable|need|"
+       "required", 1.0, "sign-in-failed"),
+    _c("signInFailed", "username|user_name password", 1.0, "username-password"),
     _c("signInFailed", "mfa$|multi_factor|two_factor|second_factor", 1.0, "mfa"),
     _c("signInFailed", "wab$|web_authentication_broker|web_sign_in", 1.0, "web-sign-in"),
     _c("signInFailed", "stuck|hang|hangs login|log_in|sign_in|credentials", 1.0,
@@ -80,7 +81,7 @@ CUES: Final[tuple[Cue, ...]] = (
        "enrolled|joined|connected|assigned|registered|removed", 1.5, "another-user"),
     _c("deviceAlreadyEnrolled", "already enrolled|registered|joined !mdm|management|machine|"
        "computer|cloned|image|service", 1.0, "already-enrolled"),
-    _c("conditionalAccessBlocked", "conditional_access", 1.0, "conditional-access"),
+    _c("conditionalAccessBlocked", "conditional_access", 2.0, "conditional-access"),
     _c("autopilotDeviceNotFound", "autopilot device|record|hash|object|registration "
        "NEG|not_found|missing|removed|deleted|not_registered !profile", 1.0, "autopilot-device"),
     _c("autopilotProfileNotAssigned", "profile assign|not_found|found NEG|unassigned", 1.0,
@@ -184,6 +185,8 @@ CUES: Final[tuple[Cue, ...]] = (
     # --- enrollmentRestrictionsEnforced ---
     _c("deviceCap", "too_many|maximum_number|max_number|more_devices|limit|cap$|quota|exceed "
        "device", 1.5, "device-limit"),
+    _c("deviceCap", "enrollment_quota|enrollment_limit|device_quota exceed|reached", 1.5,
+       "enrollment-quota"),
     _c("enrollmentCriteriaNotMet", "restriction|restricted", 1.0, "restriction"),
     _c("seatLimitReached", "seats maximum|reached|limit|more", 1.5, "seat-limit"),
     _c("enrollmentCriteriaNotMet", "blocked_by|blocked_in admin|administrator|policy|organization|"
@@ -192,7 +195,10 @@ CUES: Final[tuple[Cue, ...]] = (
        "block|restrict", 1.6, "platform-blocked"),
     _c("platformBlocked", "organization|company|it_admin|administrator NEG support|allow|permit",
        1.6, "organization-blocks"),
+    _c("platformBlocked", "device_type|platform NEG allow|permit", 1.6, "platform-not-allowed"),
     _c("osVersionBlocked", "version too_low|too_high|outside|allowed_range", 1.2, "version-range"),
+    _c("osVersionBlocked", "version below|above|minimum|maximum allow|organization|restrict", 1.6,
+       "version-policy"),
     _c("personalDeviceBlocked", "personal|personally|byod|corporate_owned|corporate owned|"
        "only|require|block|NEG|restrict", 1.6, "personal-blocked"),
     _c("bulkDeviceNotPreregistered", "imei|serial_number|corporate_identifier not_found|"
