@@ -101,23 +101,24 @@ def test_exact_name_beats_code_beats_phrase() -> None:
     assert mixed["detailReason"] == "userNotLicensed"
 
 
-@pytest.mark.parametrize(("text", "detail"), [
-    ("The user made token request twice", None),  # 'ADE token' straddling 'm|ade token'
-    ("Retry after the maintenance window", None),
-    ("Unlicensed user", "userNotLicensed"),
-    ("No Intune licence assigned", "userNotLicensed"),
-    ("No license assigned", "userNotLicensed"),
-    ("user not licensed for Intune", "userNotLicensed"),  # a suffix may continue the word
-    ("Enrollment blocked: device cap reached (15)", "deviceCap"),
-    ("Blocked because of the Device Cap policy", "deviceCap"),  # name 'DeviceCap' in prose
-    ("ERROR=XPC_TYPE_ERROR;", "appleNetworkError"),
-    ("ade-token expired", "adeTokenInvalid"),
+@pytest.mark.parametrize(("text", "detail", "evidence"), [
+    ("The user made token request twice", "tokenServiceError", "cue"),  # not 'm|ade token'
+    ("Retry after the maintenance window", "accountInMaintenance", "cue"),  # no phrase here
+    ("Unlicensed user", "userNotLicensed", "cue"),
+    ("No Intune licence assigned", "userNotLicensed", "cue"),
+    ("No license assigned", "userNotLicensed", "cue"),
+    ("user not licensed for Intune", "userNotLicensed", "phrase"),  # the name, written as prose
+    ("Enrollment blocked: device cap reached (15)", "deviceCap", "phrase"),
+    ("Blocked because of the Device Cap policy", "deviceCap", "phrase"),  # 'DeviceCap' in prose
+    ("ERROR=XPC_TYPE_ERROR;", "appleNetworkError", "phrase"),
+    ("ade-token expired", "adeTokenInvalid", "phrase"),
+    ("The Knox licence could not be activated on this network", "networkConnectivity", "cue"),
 ])
-def test_phrases_match_only_where_a_word_starts(text: str, detail: str | None) -> None:
+def test_phrases_and_cues_match_only_where_a_word_starts(text: str, detail: str,
+                                                         evidence: str) -> None:
     event = one_event({"failureReason": text})
     assert event["detailReason"] == detail, text
-    if detail is not None:
-        assert event["classification"]["evidence"] == "phrase"
+    assert event["classification"]["evidence"] == evidence, text
 
 
 def test_second_reason_field_is_consulted_when_the_first_says_nothing() -> None:

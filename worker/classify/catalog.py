@@ -35,6 +35,14 @@ DOC_REPORTS = f"{_LEARN}/mem/intune/enrollment/view-enrollment-reports"
 DOC_MDM_ERRORS = f"{_LEARN}/windows/win32/mdmreg/mdm-registration-constants"
 DOC_SERVICE_HEALTH = f"{_LEARN}/mem/intune/fundamentals/service-health"
 DOC_AUTOPILOT = f"{_LEARN}/autopilot/troubleshooting-faq"
+DOC_AUTOPILOT_KNOWN = f"{_LEARN}/autopilot/known-issues"
+DOC_AUTOPILOT_PROFILES = f"{_LEARN}/autopilot/profiles"
+DOC_AUTOPILOT_NETWORK = f"{_LEARN}/autopilot/networking-requirements"
+DOC_HYBRID_JOIN = f"{_LEARN}/entra/identity/devices/troubleshoot-hybrid-join-windows-current"
+DOC_COMANAGEMENT = f"{_LEARN}/mem/configmgr/comanage/how-to-monitor"
+DOC_SIGN_IN_LOGS = f"{_LEARN}/entra/identity/monitoring-health/concept-sign-ins"
+DOC_MACOS = f"{_LEARN}/troubleshoot/mem/intune/device-enrollment/troubleshoot-macos-vm-enrollment"
+DOC_ANDROID_DA = f"{_LEARN}/mem/intune/enrollment/android-move-device-admin-work-profile"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +71,11 @@ class Detail:
 
 CATEGORY_HINTS: dict[C, Hint] = {
     C.unknown: Hint(
-        "Capture the correlation id, user and time, retry once, and open a Microsoft case if it repeats.",
-        ("Record the correlationId, user, device and time of the attempt.",
-         "Retry after a few minutes: server-side faults are often transient.",
-         "Update or reinstall Company Portal on the device.",
-         "If it keeps failing, open a Microsoft support case citing the correlation id."),
+        "Look the message or code up where it was logged, then retry once; a support case comes last.",
+        ("Open the user's row in Intune's Enrollment failures report: its failure details and remediation are Microsoft's own.",
+         "Read the device's log: on Windows, Event Viewer > DeviceManagement-Enterprise-Diagnostics-Provider > Admin; elsewhere, the Company Portal logs.",
+         "Retry after a few minutes: server-side faults are often transient; update or reinstall Company Portal.",
+         "If it keeps failing unexplained, open a Microsoft support case citing the correlation id, user and time."),
         DOC_REPORTS),
     C.authentication: Hint(
         "Make sure the user can sign in to Microsoft Entra ID and that MFA or Conditional Access does not block enrollment.",
@@ -157,11 +165,13 @@ DETAILS: tuple[Detail, ...] = (
     # --- unknown (0) ---
     _d("certificateRequestError", C.unknown, "The enrollment certificate request failed.",
        "Check the certificate template permissions and that the CA is reachable.",
-       doc=DOC_MDM_ERRORS, codes=(0x80180004,), names=("MENROLL_E_DEVICE_CERTIFICATEREQUEST_ERROR",)),
+       doc=DOC_MDM_ERRORS, codes=(0x80180004,),
+       names=("MENROLL_E_DEVICE_CERTIFICATEREQUEST_ERROR", "MENROLL_E_DEVICE_CERTIFCATEREQUEST_ERROR")),
     _d("serverError", C.unknown, "A generic enrollment server failure.",
        "This is usually transient: retry, and open a support case if it persists.",
-       doc=DOC_MDM_ERRORS, codes=(0x80180005, 0x80180006, 0x80180008),
-       names=("MENROLL_E_DEVICE_CONFIGMGRSERVER_ERROR",)),
+       doc=DOC_MDM_ERRORS, codes=(0x80180005, 0x80180006, 0x80180008, 0x801C0006, 0x801C0025, 0x80CF3008, 0x80043008),
+       names=("MENROLL_E_DEVICE_CONFIGMGRSERVER_ERROR", "MENROLL_E_DEVICE_INTERNALSERVICE_ERROR",
+              "MENROLL_E_DEVICE_UNKNOWN_ERROR")),
     _d("companyPortalUnavailable", C.unknown, "Company Portal reported it is temporarily unavailable.",
        "Update or reinstall Company Portal, and check the user's device count.",
        doc=DOC_IOS, phrases=("Company Portal Temporarily Unavailable",)),
@@ -201,7 +211,7 @@ DETAILS: tuple[Detail, ...] = (
        also=(C.enrollmentRestrictionsEnforced, C.deviceNotSupported)),
     _d("autopilotDeviceNotFound", C.authorization, "The Autopilot device record is missing or was removed.",
        "Re-import the device's hardware hash into Autopilot and wait for the profile to be assigned.",
-       doc=DOC_AUTOPILOT, phrases=("Autopilot device or details not found", "Autopilot device removed"),
+       doc=DOC_AUTOPILOT, phrases=("Autopilot device or details not found", "Autopilot device removed"), codes=(0x801C03F3,),
        judgment=True),
     _d("autopilotProfileNotAssigned", C.authorization, "No Autopilot deployment profile is assigned.",
        "Assign an Autopilot deployment profile to a group that contains the device.",
@@ -222,7 +232,8 @@ DETAILS: tuple[Detail, ...] = (
        doc=DOC_APNS, names=("NoEnrollmentPolicy", "APNSCertificateNotValid", "AccountNotOnboarded")),
     _d("mdmNotConfigured", C.accountValidation, "MDM auto-enrollment is not configured for the user.",
        "Set the MDM user scope to All or Some and fix non-routable UPN suffixes, then re-sync.",
-       doc=DOC_WINDOWS, codes=(0x8018002B,)),
+       doc=DOC_WINDOWS, codes=(0x8018002B, 0x80180031, 0x8000FFFF, 0xC1036501),
+       names=("MENROLL_E_MDM_NOT_CONFIGURED",), judgment=True),
     _d("adeTokenInvalid", C.accountValidation, "The ADE token expired, is invalid or lost access.",
        "Renew the Automated Device Enrollment token and check Intune is still the MDM server in Apple Business Manager.",
        doc=DOC_IOS, phrases=("ADE token", "DEP token")),
@@ -231,8 +242,8 @@ DETAILS: tuple[Detail, ...] = (
        "Assign the user an Intune licence and retry after it propagates.",
        doc=DOC_LICENSES, codes=(0x80180018,),
        names=("UserNotLicensed", "UserLicenseTypeInvalid", "MENROLL_E_USERLICENSE"),
-       phrases=("User not found or licensed", "User Name Not Recognized", "license", "licence",
-                "unlicensed")),
+       phrases=("User not found or licensed", "User Name Not Recognized",
+                "account is not allowed on this phone")),
     _d("userUnknown", C.userValidation, "The user is unknown to Intune.",
        "Confirm the user exists in Entra ID and that the UPN matches on-premises.",
        doc=DOC_GENERAL, names=("UserUnknown",)),
@@ -240,38 +251,40 @@ DETAILS: tuple[Detail, ...] = (
     _d("unsupportedDeviceType", C.deviceNotSupported, "The device is below the minimum requirements.",
        "Update the OS to a supported version or enroll a supported device.",
        doc=DOC_GENERAL, names=("UnsupportedDeviceType", "DeviceTypeNotSupported"),
-       phrases=("Device not supported",)),
+       phrases=("Device not supported",), codes=(0x80070032, 0x80CF300B, 0x8004300B)),
     _d("mdmNotSupported", C.deviceNotSupported, "MDM is not supported on this device.",
        "This device cannot be managed by MDM; use a supported device or edition.",
        doc=DOC_MDM_ERRORS, codes=(0x80180015,), names=("MENROLL_E_NOTSUPPORTED",)),
     _d("windowsEditionNotSupported", C.deviceNotSupported, "Autopilot on Windows Home.",
        "Upgrade the device to Windows Pro, Enterprise or Education.",
-       doc=DOC_WINDOWS, codes=(0x80180022,)),
+       doc=DOC_WINDOWS, codes=(0x80180022, 0x8018001C),
+       names=("MENROLL_E_PLATFORM_LICENSE_ERROR", "MENROLL_E_PROV_CSP_MISC")),
     _d("deviceManagementBlocked", C.deviceNotSupported, "MDM is blocked on the device (GPO or legacy agent).",
        "Remove the legacy Intune PC agent or the policy that blocks MDM, then enroll again.",
        doc=DOC_WINDOWS, codes=(0x80180026,), names=("MENROLL_E_DEVICE_MANAGEMENT_BLOCKED",),
        judgment=True),
     _d("tpmNotSupported", C.deviceNotSupported, "No usable TPM 2.0 for Autopilot self-deploying mode.",
        "Use a device with a physical TPM 2.0 and update its firmware.",
-       doc=DOC_AUTOPILOT, codes=(0x801C03EA, 0x800705B4)),
+       doc=DOC_AUTOPILOT, codes=(0x801C03EA, 0x800705B4, 0x80290407, 0x80280036)),
     _d("workProfileNotSupported", C.deviceNotSupported, "An Android work profile could not be created.",
        "Remove an existing work profile, test with the Test DPC app, or contact the OEM.",
        doc=DOC_ANDROID, phrases=("work profile can't be created", "work profile cannot be created")),
     # --- inMaintenance (6) ---
     _d("accountInMaintenance", C.inMaintenance, "The account is in maintenance.",
        "Check Intune service health and retry later.",
-       doc=DOC_SERVICE_HEALTH, codes=(0x80180017, 0x80CF3002), names=("MENROLL_E_INMAINTENANCE",)),
+       doc=DOC_SERVICE_HEALTH, codes=(0x80180017, 0x80CF3002, 0x80043002), names=("MENROLL_E_INMAINTENANCE",)),
     # --- badRequest (7) ---
     _d("messageFormatError", C.badRequest, "The enrollment message was malformed.",
        "Retry, and update the OS and Company Portal if it repeats.",
-       doc=DOC_MDM_ERRORS, codes=(0x80180001, 0x80180007, 0x80180016),
-       names=("MENROLL_E_DEVICE_MESSAGE_FORMAT_ERROR",)),
+       doc=DOC_MDM_ERRORS, codes=(0x80180001, 0x80180007, 0x80180016, 0x80180029),
+       names=("MENROLL_E_DEVICE_MESSAGE_FORMAT_ERROR", "MENROLL_E_DEVICE_INVALIDSECURITY_ERROR",
+              "MENROLL_E_EMPTY_MESSAGE", "MREGISTER_E_NOTELIGIBLETORENEW")),
     _d("enrollmentDataInvalid", C.badRequest, "The server rejected the enrollment data.",
        "Check the enrollment server configuration; the request data was rejected.",
        doc=DOC_MDM_ERRORS, codes=(0x80180019,), names=("MENROLL_E_ENROLLMENTDATAINVALID",)),
     _d("staleEnrollmentCertificate", C.badRequest, "The device looks enrolled already (cloned image or old cert).",
        "Delete the old Intune certificate and the OnlineManagement registry key, then enroll again.",
-       doc=DOC_WINDOWS, codes=(0x8007064C,), judgment=True),
+       doc=DOC_WINDOWS, codes=(0x8007064C, 0x80CF3009, 0x80043009, 0x80090016), judgment=True),
     _d("existingManagementProfile", C.badRequest, "Another management profile or MDM is already present.",
        "Remove the existing management profile or other MDM from the device, then enroll again.",
        doc=DOC_IOS, phrases=("new MDM payload does not match",)),
@@ -312,7 +325,9 @@ DETAILS: tuple[Detail, ...] = (
     # --- clientDisconnected (10) ---
     _d("networkConnectivity", C.clientDisconnected, "DNS or network timeout reaching the enrollment service.",
        "Fix DNS, proxy or firewall access to the Intune enrollment endpoints.",
-       doc=DOC_WINDOWS, codes=(0x80180010,), names=("MENROLL_E_CONNECTIVITY",)),
+       doc=DOC_WINDOWS, codes=(0x80180010, 0x80CF0438, 0x80240438, 0x80CF402C, 0x801C001F, 0xCAA70004,
+                               0xC000023C, 0xC00000BE, 0xC00000C4),
+       names=("MENROLL_E_CONNECTIVITY",)),
     _d("mfaNotCompleted", C.clientDisconnected, "The MFA prompt for auto-enrollment was not answered.",
        "Ask the user to complete the MFA prompt; the enrollment retries by itself.",
        doc=DOC_WINDOWS, codes=(0x8018002A,)),
@@ -325,11 +340,124 @@ DETAILS: tuple[Detail, ...] = (
        doc=DOC_IOS, phrases=("XPC_TYPE_ERROR",)),
     _d("espTimeout", C.clientDisconnected, "The Enrollment Status Page timed out.",
        "Review the ESP timeout and the apps it blocks on.",
-       doc=DOC_AUTOPILOT, phrases=("ESP timeout", "Enrollment Status Page timeout", "OOBEIDPS")),
+       doc=DOC_AUTOPILOT, phrases=("ESP timeout", "Enrollment Status Page timeout")),
     # --- userAbandonment (11) ---
     _d("userAbandonment", C.userAbandonment, "The user started enrollment but did not finish.",
        "Send the user guidance and simplify the step where users drop off.",
        doc=DOC_REPORTS, names=("UserAbandonment",)),
+    *(  # Rows for Microsoft's wider error text: Entra, ADAL, TPM, legacy agent, Apple tokens.
+    _d("signInFailed", C.authentication, "The user's sign-in to Entra ID failed (credentials, MFA or federation).",
+       "Look up the user's Entra ID sign-in log at that time: its failure reason names the fix.",
+       "Check the password, MFA registration and Conditional Access result in the sign-in log.",
+       "For hybrid-joined devices, wait for a changed password to sync before retrying.",
+       doc=DOC_SIGN_IN_LOGS, codes=(0xC000006D, 0xC000006A, 0x8018000E, 0x8018000F),
+       names=("MENROLL_E_PASSWORD_NEEDED", "MENROLL_E_WAB_ERROR")),
+    _d("tokenServiceError", C.authentication,
+       "The device could not get a token from Entra ID or the federation service (ADAL/WAM).",
+       "Check the federation service's WS-Trust and MEX endpoints and the path to login.microsoftonline.com.",
+       "The AAD Operational event log on the device names the server error code.",
+       "A proxy that rewrites responses breaks token requests: let the SYSTEM context through it.",
+       doc=DOC_HYBRID_JOIN, codes=(0xCAA9001F, 0xCAA90017, 0xCAA9002C, 0xCAA90023, 0xCAA20003,
+                                   0xCAA90014, 0xCAA90006, 0xCAA1002D, 0xCAA9004D, 0xCAA10001)),
+    _d("deviceNotAuthenticated", C.authentication,
+       "Entra ID could not authenticate the device (deleted, disabled or not yet synced).",
+       "Check the device object in Entra ID is present and enabled, then re-register the device.",
+       doc=DOC_HYBRID_JOIN, codes=(0x801C0002,)),
+    _d("authCertificateMissing", C.authentication, "A certificate the sign-in needs is missing.",
+       "Install the missing certificate: on the device for certificate sign-in, or the intermediate CA chain on the AD FS servers.",
+       doc=DOC_GENERAL, codes=(0x80180028,), names=("MENROLL_E_CERTAUTH_FAILED_TO_FIND_CERT",)),
+    _d("conditionalAccessBlocked", C.authorization, "Conditional Access blocked the enrollment sign-in.",
+       "Exclude the Microsoft Intune Enrollment and Microsoft Intune apps from policies that block or require a compliant device.",
+       doc=DOC_AUTOPILOT_KNOWN),
+    _d("mdmTermsOfUseUrl", C.accountValidation, "The MDM terms of use URL in Entra ID is blank or wrong.",
+       "Restore the default MDM URLs in Entra ID (Mobility, Microsoft Intune), and check the user's licence.",
+       doc=DOC_WINDOWS, also=(C.userValidation,)),
+    _d("tenantNotFound", C.accountValidation,
+       "The tenant the device points at was not found or has no active subscription.",
+       "Correct the tenant id in the service connection point (SCP) and check the tenant's subscription.",
+       doc=DOC_HYBRID_JOIN, codes=(0x801C003A,)),
+    _d("accountNotActive", C.accountValidation, "The Intune account or subscription is deleted, suspended or expired.",
+       "Check the tenant's Intune subscription is active in the Microsoft 365 admin center.",
+       doc=DOC_GENERAL, codes=(0x80CF3003, 0x80043003, 0x80CF0440)),
+    _d("appleTermsNotAccepted", C.accountValidation,
+       "New Apple Business or School Manager terms and conditions are not accepted.",
+       "Have an Apple Business Manager administrator accept the new terms, then sync the token.",
+       doc=DOC_IOS),
+    _d("vppTokenProblem", C.accountValidation,
+       "The Apple apps-and-books (VPP) token expired, ran out of licences or is used elsewhere.",
+       "Renew or reassign the apps-and-books token, then wipe and re-enroll the devices it blocked.",
+       doc=DOC_IOS),
+    _d("tpmAttestationFailed", C.deviceNotSupported, "TPM attestation failed or timed out.",
+       "Retry once (attestation faults can be intermittent), then update the TPM firmware from the OEM.",
+       doc=DOC_AUTOPILOT_KNOWN, codes=(0x81039001, 0x81039023, 0x81039024)),
+    _d("virtualMachineNotRecognised", C.deviceNotSupported,
+       "A virtual machine lacks the serial number and hardware model enrollment needs.",
+       "Configure the virtual machine's serial number and hardware model, or enroll a physical device.",
+       doc=DOC_MACOS, judgment=True),
+    _d("deviceAdminNotSupported", C.deviceNotSupported,
+       "Android device administrator management is no longer supported on this device.",
+       "Move the device to an Android Enterprise enrollment (work profile or fully managed).",
+       doc=DOC_ANDROID_DA),
+    _d("outdatedClient", C.badRequest, "The enrollment client or Company Portal is out of date or corrupted.",
+       "Update or reinstall Company Portal (or the legacy client software), then enroll again.",
+       doc=DOC_GENERAL, codes=(0x80CF4017, 0x80CF3001, 0x80CF3004, 0x80043001, 0x80043004)),
+    _d("deviceClockWrong", C.badRequest, "The device's date, time or time zone is wrong.",
+       "Set the device's date, time and time zone correctly, then retry.",
+       doc=DOC_GENERAL, codes=(0x80CF0437, 0x8018000D), names=("MENROLL_E_DISCOVERY_SEC_CERT_DATE_INVALID",)),
+    _d("invalidProfileSettings", C.badRequest, "A field of the enrollment or Autopilot profile is invalid.",
+       "Correct the profile's fields (name template, support phone, department) and save it again.",
+       doc=DOC_IOS),
+    _d("insecureRedirect", C.badRequest, "The server redirected to HTTP and the client refused it.",
+       "Check the MDM discovery and enrollment URLs are HTTPS (restore the default MDM URLs).",
+       doc=DOC_MDM_ERRORS, codes=(0x8018001A,), names=("MENROLL_E_INSECUREREDIRECT",)),
+    _d("enrollmentStateInvalid", C.badRequest, "The client tried an invalid operation (enrolling twice, unenrolling an unknown device).",
+       "Clear the device's old enrollment (or reset it), then enroll once.",
+       doc=DOC_MDM_ERRORS, codes=(0x8018001B,), names=("MENROLL_E_PLATFORM_WRONG_STATE",)),
+    _d("clientRetired", C.badRequest, "The legacy client computer was retired from the service.",
+       "Wait a few hours, remove old client software, then install it again.",
+       doc=DOC_GENERAL, codes=(0x80CF3005, 0x80043005)),
+    _d("installerFilesMissing", C.badRequest, "The legacy client installer is missing its files.",
+       "Extract every installer file into one folder and run the installer from there.",
+       doc=DOC_GENERAL, codes=(0x80CF3007, 0x80043007)),
+    _d("restartPending", C.badRequest, "A restart is pending on the client computer.",
+       "Restart the computer, then retry the installation or enrollment.",
+       doc=DOC_GENERAL, codes=(0x80CFD015, 0x8024D015, 0x80070BC2, 0x80070BC9)),
+    _d("invalidHardwareHash", C.badRequest, "The Autopilot hardware hash is malformed (bad Base64 padding or corrupted).",
+       "Collect the hardware hash again (padded Base64) and re-import the device.",
+       doc=DOC_AUTOPILOT),
+    _d("staleKeychainEntries", C.badRequest, "Stale or corrupted enrollment entries in the macOS keychain.",
+       "Delete the workplace-join and Company Portal keychain items, reinstall Company Portal and enroll again.",
+       doc=DOC_GENERAL),
+    _d("preProvisioningNotAllowed", C.featureNotSupported,
+       "Pre-provisioning was started but the Autopilot profile does not allow it.",
+       "Set 'Allow pre-provisioned deployment' to Yes in the Autopilot profile, or deploy without pre-provisioning.",
+       doc=DOC_AUTOPILOT_PROFILES),
+    _d("identityProviderBlocked", C.clientDisconnected,
+       "A proxy or firewall blocks the identity provider during setup.",
+       "Let the device reach the identity provider (login.microsoftonline.com, the federation server) through the proxy or firewall.",
+       "Check the Autopilot networking requirements for every endpoint setup needs.",
+       doc=DOC_AUTOPILOT_NETWORK, phrases=("OOBEIDPS",)),
+    _d("userCancelled", C.clientDisconnected, "The user cancelled the enrollment.",
+       "Ask the user to run the enrollment again and finish it.",
+       doc=DOC_MDM_ERRORS, codes=(0x80180030,), names=("MENROLL_E_USER_CANCELED",)),
+    _d("seatLimitReached", C.enrollmentRestrictionsEnforced,
+       "The account has used every seat (licence) it bought for enrolled computers.",
+       "Buy more seats or retire computers that no longer need management.",
+       doc=DOC_GENERAL, codes=(0x80CF3006, 0x80043006), judgment=True),
+    _d("enrollmentInProgress", C.unknown, "Another enrollment was already in progress on the device.",
+       "Wait for the running enrollment to finish, then retry once.",
+       doc=DOC_MDM_ERRORS, codes=(0x80180009,), names=("MENROLL_E_ENROLLMENT_IN_PROGRESS",)),
+    _d("entraDirectoryError", C.unknown,
+       "Entra device registration returned a directory error (often a device object not yet synced).",
+       "Run dsregcmd /status on the device; wait for Entra Connect sync, then retry the join.",
+       doc=DOC_HYBRID_JOIN, codes=(0x801C03F2, 0x801C001D)),
+    _d("enrollmentServerHttpError", C.unknown, "The enrollment server answered with an HTTP error status.",
+       "Note the HTTP status: 4xx means the request was refused (check licence and restrictions), 5xx a server fault (retry later).",
+       doc=DOC_MDM_ERRORS),
+    _d("appleSyncCursorError", C.unknown, "Intune's sync cursor with Apple was rejected or expired.",
+       "Sync the token again; if it keeps failing, ask Intune support to reset the sync.",
+       doc=DOC_IOS),
+    ),
 )
 
 # Category spellings beyond Graph's own (which fold to themselves): the Data Warehouse's
@@ -357,7 +485,9 @@ CATEGORY_FIELDS: dict[str, tuple[str, ...]] = {
 }
 _ALL_REASON_FIELDS = ("failureReason", "FailureReason", "failure_reason", "errorCode", "ErrorCode",
                       "error_code", "hresult", "HResult", "enrollmentFailureDetails",
-                      "failureDetails")
+                      "failureDetails",
+                      # Windows event-log records as exported (Get-WinEvent, Event Viewer, SIEMs)
+                      "Message", "message", "RenderedDescription", "Description", "description")
 REASON_FIELDS: dict[str, tuple[str, ...]] = {
     "graphEvent": ("failureReason", "enrollmentFailureDetails"),
     "diagnosticLog": ("FailureReason", "ErrorCode", "failureReason"),
@@ -433,12 +563,17 @@ def words(text: str) -> str:
     return f" {_NON_ALNUM.sub(' ', text).strip().casefold()} "
 
 
+def split_camel(text: str) -> str:
+    """'DeviceCapReached' -> 'Device Cap Reached' (other text unchanged)."""
+    return _CAMEL_HUMP.sub(" ", text)
+
+
 def _phrase_keys(detail: Detail) -> Iterator[str]:
     # A key is ' word word' with no space at the end: it matches only where a word starts
     # ('ADE token' is not in 'made token') but may end inside one ('license' in 'licensed').
     for name in detail.names:  # 'DeviceCap' also as written in prose: 'device cap'
         yield words(name)[:-1]
-        yield words(_CAMEL_HUMP.sub(" ", name))[:-1]
+        yield words(split_camel(name))[:-1]
     for phrase in detail.phrases:
         yield words(phrase)[:-1]
 

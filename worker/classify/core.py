@@ -39,6 +39,7 @@ from worker.classify.decode import (
     decode_message,
 )
 from worker.classify.normalize import Classification, Skip, normalize_failure
+from worker.classify.remedy import unknown_hints
 from worker.classify.taxonomy import Evidence, FailureCategory
 
 CLASSIFIER_VERSION: Final = __version__
@@ -212,7 +213,7 @@ def _classification_dict(c: Classification, raw_reason: str | None) -> dict[str,
 @lru_cache(maxsize=4096)
 def _decision_json(c: Classification, raw_reason: str | None = None) -> bytes:
     """The decision's fields of a ClassifiedEvent as an unterminated JSON object: '{...,'."""
-    head = orjson.dumps(_decision_dict(c, raw_reason, _remediation(c.category, c.detail)))
+    head = orjson.dumps(_decision_dict(c, raw_reason, _our_remediation(c, raw_reason)))
     return head[:-1] + b","
 
 
@@ -220,7 +221,8 @@ def _decision_json(c: Classification, raw_reason: str | None = None) -> bytes:
 def _with_microsoft_hint(c: Classification, raw_reason: str | None,
                          microsoft: remedy.MicrosoftHint) -> bytes:
     """The decision's fields with Microsoft's own remediation ahead of ours."""
-    ours = _our_hints(c.category, c.detail)
+    ours = (unknown_hints(raw_reason or c.raw_reason) if _unnamed(c)
+            else _our_hints(c.category, c.detail))
     head = orjson.dumps(_decision_dict(c, raw_reason, [microsoft.as_json(), *ours]))
     return head[:-1] + b","
 
@@ -412,6 +414,18 @@ _HINT_LISTS |= {
     for d in catalog.DETAILS for c in d.also}
 _REMEDIATION: dict[tuple[FailureCategory, str | None], orjson.Fragment] = {
     key: orjson.Fragment(orjson.dumps(hints)) for key, hints in _HINT_LISTS.items()}
+
+
+def _our_remediation(c: Classification, raw_reason: str | None
+                     ) -> orjson.Fragment | list[dict[str, Any]]:
+    """An unnamed failure gets a hint quoting what was seen; every other one a fixed hint."""
+    if _unnamed(c):
+        return unknown_hints(raw_reason or c.raw_reason)
+    return _remediation(c.category, c.detail)
+
+
+def _unnamed(c: Classification) -> bool:
+    return c.detail is None and c.category is FailureCategory.unknown
 
 
 def _remediation(category: FailureCategory, detail: Detail | None) -> orjson.Fragment:

@@ -9,9 +9,15 @@ The precedence rule, applied in :func:`decide`:
 1. Read the category field: a Graph member in any spelling or its integer code is *named*;
    missing, empty, "Not Available" and the like are *absent*; any other value is
    *unrecognised* (a future enum member, say) and counts as ``unknown``.
-2. Look for a detail reason in the reason fields, strongest evidence first: an exact
-   detail-reason name (``UserNotLicensed``), then a known Windows HRESULT in any spelling,
-   then a known phrase inside free text (from the start of a word: ``catalog.words``).
+2. Look for a detail reason in the reason fields, strongest evidence first
+   (:func:`find_detail`): an exact detail-reason name (``UserNotLicensed``); a Windows SOAP
+   fault subcode inside its wrapper (``Fault/Code/Subcode/Value=(InMaintenance)``); a known
+   code in any spelling, a mistyped one repaired (``codes``); a listed AADSTS number; a known
+   phrase inside free text (from the start of a word: ``catalog.words``); a code family
+   (a WinHTTP error under any facility, an ADAL token error, ...); any other AADSTS number;
+   last, the weighted cues of descriptive text (``cues``). A code's detail is then refined
+   by the event's enrollment type or the text's words where a source says the code means
+   something else in that scenario (``codes.REFINEMENTS``).
 3. A detail beats an uninformative category (absent, unrecognised or ``unknown``).
    A named category is kept when the text adds nothing.
 4. When both are specific and disagree, the event's own category wins (it is the
@@ -25,12 +31,11 @@ Pure: no I/O, no clock, no Kafka or Prometheus. All knowledge is looked up in
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Literal
 
-from worker.classify import catalog, verdict
+from worker.classify import catalog, codes, cues, verdict
 from worker.classify.catalog import Detail, fold
 from worker.classify.decode import RawRecord, Rejection
 from worker.classify.decode import first_present as _first_present
@@ -48,8 +53,9 @@ Rule = Literal[
 MAX_REASON_SCAN: Final = 8192
 MAX_RAW_REASON_CHARS: Final = 1024  # the raw reason echoed in the output
 MAX_RAW_CATEGORY_CHARS: Final = 256
-_HRESULT = re.compile(
-    r"(?<![0-9a-z.])(?:0x([0-9a-f]{8})|(8[0-9a-f]{7})|(-?[0-9]{9,10}))(?![0-9a-z])", re.IGNORECASE)
+# Cues (many substring tests) read less: a cause is described in a message's first sentences,
+# and a stream of distinct long texts must not cost milliseconds per event.
+MAX_CUE_SCAN: Final = 1024
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity hash: instances come from a cache
@@ -97,6 +103,7 @@ def normalize_failure(record: RawRecord) -> Classification | Skip | Rejection:
 
     raw_reason: str | None = None
     match: DetailMatch | None = None
+    scanned = ""
     for name in catalog.REASON_FIELDS[record.shape]:
         value = fields.get(name)
         if value is None or value == "":
@@ -108,11 +115,14 @@ def normalize_failure(record: RawRecord) -> Classification | Skip | Rejection:
         text = value if kind is str else str(value)
         if raw_reason is None:
             raw_reason = text[:MAX_RAW_REASON_CHARS]
-        match = _context_detail(record, text) or find_detail(text[:MAX_REASON_SCAN])
+        scanned = text[:MAX_REASON_SCAN]
+        match = _context_detail(record, text) or find_detail(scanned)
         if match is not None:
             break
     if match is None:
         match = _nested_detail(fields)
+    elif match.detail.name in _REFINED_BASES:
+        match = _refine(match, scanned, _enrollment_type(record))
     return decide(state, category, match, raw_category, raw_reason)
 
 
@@ -124,7 +134,7 @@ def decide(state: CategoryState, category: FailureCategory | None, match: Detail
     """Apply the precedence rule in the module docstring to the two signals."""
     uninformative = state != "named" or category is FailureCategory.unknown
     if match is not None and uninformative:
-        confidence = Confidence.medium if match.evidence is Evidence.phrase else Confidence.high
+        confidence = Confidence.medium if match.evidence in _WEAK_EVIDENCE else Confidence.high
         return Classification(match.detail.category, match.detail, match.evidence,
                               "detail-over-uninformative-category", confidence, match.matched,
                               raw_category, raw_reason, None)
@@ -181,24 +191,102 @@ def _category_from_text(text: str) -> tuple[CategoryState, FailureCategory | Non
     return "unrecognized", None
 
 
+_WEAK_EVIDENCE = frozenset((Evidence.phrase, Evidence.code_family, Evidence.cue))
+
+
 @lru_cache(maxsize=8192)
 def find_detail(text: str) -> DetailMatch | None:
-    """Strongest detail evidence in a reason text: exact name, then HRESULT, then phrase."""
+    """Strongest detail evidence in a reason text, in the order the module docstring gives."""
     key = fold(text)
     exact = catalog.DETAIL_BY_FOLDED_NAME.get(key)
     if exact is not None:
         return DetailMatch(exact, Evidence.detail_name, text.strip())
-    for m in _HRESULT.finditer(text):
-        hex_code, bare_hex, decimal = m.groups()
-        number = int(hex_code or bare_hex, 16) if decimal is None else int(decimal)
-        detail = catalog.DETAIL_BY_CODE.get(str(number & 0xFFFFFFFF))
-        if detail is not None:
-            return DetailMatch(detail, Evidence.hresult, f"0x{number & 0xFFFFFFFF:08X}")
+    fault = codes.fault_subcode(text)
+    if fault is not None:
+        return DetailMatch(catalog.DETAILS_BY_NAME[fault[1]], Evidence.detail_name,
+                           f"Subcode={fault[0]}")
+    readings = tuple(codes.codes_in(text))
+    listed = _listed_code(readings) or _listed_aadsts(text)
+    if listed is not None:
+        return listed
     spaced = catalog.words(text)
     for phrase, detail in catalog.PHRASES:
         if phrase in spaced:
             return DetailMatch(detail, Evidence.phrase, phrase.strip())
+    # Cues also read joined identifiers: 'DeviceConfigurationTimeOut' -> 'device ... time out'.
+    return (_family(readings) or _aadsts_family(text)
+            or _cue(catalog.words(catalog.split_camel(text[:MAX_CUE_SCAN]))))
+
+
+def _listed_code(readings: tuple[codes.CodeReading, ...]) -> DetailMatch | None:
+    for reading in readings:
+        detail = catalog.DETAIL_BY_CODE.get(str(reading.number))
+        if detail is not None:
+            shown = f"0x{reading.number:08X}"
+            return DetailMatch(detail, Evidence.hresult,
+                               shown if reading.exact else f"{shown} (mistyped in the text)")
     return None
+
+
+def _listed_aadsts(text: str) -> DetailMatch | None:
+    for number in codes.aadsts_numbers(text):
+        name = codes.AADSTS_DETAILS.get(number)
+        if name is not None:
+            return DetailMatch(catalog.DETAILS_BY_NAME[name], Evidence.hresult, f"AADSTS{number}")
+    return None
+
+
+def _family(readings: tuple[codes.CodeReading, ...]) -> DetailMatch | None:
+    for reading in readings:
+        found = codes.family_of(reading.number)
+        if found is None:
+            continue
+        family, mirrored = found
+        shown = f"0x{reading.number:08X} ({family.label})"
+        if mirrored is not None:
+            twin = catalog.DETAIL_BY_CODE.get(str(mirrored))
+            if twin is not None:
+                return DetailMatch(twin, Evidence.code_family, shown)
+        elif family.detail is not None:
+            return DetailMatch(catalog.DETAILS_BY_NAME[family.detail], Evidence.code_family, shown)
+    return None
+
+
+def _aadsts_family(text: str) -> DetailMatch | None:
+    for number in codes.aadsts_numbers(text):
+        return DetailMatch(catalog.DETAILS_BY_NAME[codes.AADSTS_DEFAULT], Evidence.code_family,
+                           f"AADSTS{number} (Entra ID sign-in error)")
+    return None
+
+
+def _cue(spaced: str) -> DetailMatch | None:
+    verdict = cues.match_cues(spaced, cues.INDEX)
+    if verdict is None:
+        return None
+    return DetailMatch(catalog.DETAILS_BY_NAME[verdict.detail], Evidence.cue,
+                       " + ".join(verdict.ids))
+
+
+_REFINED_BASES = frozenset(r.base for r in codes.REFINEMENTS)
+_ENROLLMENT_TYPE_KEYS = {shape: plan["enrollmentType"]
+                         for shape, plan in catalog.FIELD_SOURCES.items()}
+
+
+def _enrollment_type(record: RawRecord) -> str:
+    value = _first_present(record.fields, _ENROLLMENT_TYPE_KEYS[record.shape])
+    return fold(value[:200]) if value.__class__ is str else ""
+
+
+@lru_cache(maxsize=1024)
+def _refine(match: DetailMatch, text: str, enrollment_type: str) -> DetailMatch:
+    """The scenario's meaning of a code whose meaning depends on it (codes.REFINEMENTS)."""
+    spaced = catalog.words(text)
+    for r in codes.REFINEMENTS:
+        if r.base == match.detail.name and (
+                enrollment_type in r.enrollment_types or any(s in spaced for s in r.stems)):
+            return DetailMatch(catalog.DETAILS_BY_NAME[r.detail], match.evidence,
+                               f"{match.matched} (in this scenario)")
+    return match
 
 
 def _nested_detail(fields: dict[str, Any]) -> DetailMatch | None:

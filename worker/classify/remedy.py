@@ -1,11 +1,17 @@
-"""Microsoft's own remediation for one event, as a remediation hint marked as Microsoft's.
+"""Remediation beyond the catalog's fixed hints, for one event.
 
-Graph beta events may carry ``troubleshootingErrorDetails`` (``remediation`` text and
-``resources[]`` of ``text`` and ``link``); the ``EnrollmentActivity`` export has a
+Microsoft's own: Graph beta events may carry ``troubleshootingErrorDetails`` (``remediation``
+text and ``resources[]`` of ``text`` and ``link``); the ``EnrollmentActivity`` export has a
 ``Remediation`` column. Their text is the service's advice for this very event, so the output
 puts it first (``scope: "microsoft"``), ahead of the catalog's hints. It is untrusted input:
 text is cut to ``catalog.MAX_MICROSOFT_TEXT`` characters, at most
 ``catalog.MAX_MICROSOFT_LINKS`` links are kept, and only http(s) links at all.
+
+For a failure the catalog could not name: what was seen, and where to look. A fixed "open a
+support case" is the wrong first step for text the classifier has simply not met: the code or
+message usually names its own log. That hint quotes the raw reason and any code in it, says
+which reference or log explains that code's family, and keeps the category's general steps
+after it. Pure; the caller caches the results.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from worker.classify import catalog
+from worker.classify import catalog, codes
 from worker.classify.decode import RawRecord
+from worker.classify.taxonomy import FailureCategory
 
 _URL: Final = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
 _SCHEMES: Final = ("https://", "http://")
 _SPACE: Final = re.compile(r"\s")
 _NO_TEXT: Final = "Microsoft's documentation for this failure (links below)."
+MAX_QUOTED: Final = 160
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +108,29 @@ def _bounded(text: str) -> str | None:
     if "  " in cut or "\n" in cut or "\t" in cut:  # rare: collapse runs of white space
         cut = " ".join(text[:catalog.MAX_MICROSOFT_TEXT * 2].split())[:catalog.MAX_MICROSOFT_TEXT]
     return cut or None
+
+
+def unknown_hints(raw_reason: str | None) -> list[dict[str, Any]]:
+    """The remediation list of an ``unknown`` event that has no detail reason."""
+    general = catalog.CATEGORY_HINTS[FailureCategory.unknown]
+    if not raw_reason or not raw_reason.strip():
+        seen, steps = "no failure reason was sent", []
+    else:
+        quoted = raw_reason.strip()
+        if len(quoted) > MAX_QUOTED:
+            quoted = quoted[:MAX_QUOTED] + "..."
+        seen, steps = f"reason {quoted!r}", _code_steps(raw_reason[:8192])
+    summary = f"Not recognised: {seen}. {general.summary}"
+    return [{"scope": "category", "summary": summary, "steps": [*steps, *general.steps],
+             "docUrl": general.doc}]
+
+
+def _code_steps(text: str) -> list[str]:
+    for reading in codes.codes_in(text):
+        where = codes.where_to_look(reading.number)
+        if where is not None:
+            return [f"The code 0x{reading.number:08X} is {where}."]
+    for number in codes.aadsts_numbers(text):
+        return [f"AADSTS{number} is an Entra ID sign-in error: find the attempt in the "
+                "user's Entra ID sign-in log, whose failure reason names the fix."]
+    return []

@@ -59,7 +59,7 @@ class Confidence(StrEnum):
     """How strongly the evidence supports the chosen category."""
 
     high = "high"  # the service's own category, or an exact code or reason name
-    medium = "medium"  # a phrase found in free text, or two signals that disagreed
+    medium = "medium"  # a phrase, code family or cues in free text, or two signals that disagreed
     low = "low"  # nothing usable: the category is ``unknown`` by default
 
 
@@ -70,4 +70,6 @@ class Evidence(StrEnum):
     detail_name = "detail_name"  # an exact detail-reason name (e.g. UserNotLicensed)
     hresult = "hresult"  # a Windows HRESULT found in the reason text
     phrase = "phrase"  # a known phrase found inside free text
+    code_family = "code_family"  # a code not listed itself, read by its family (e.g. WinHTTP)
+    cue = "cue"  # weighted word-stem cues in descriptive text (worker.classify.cues)
     none = "none"  # no usable evidence; defaulted to unknown

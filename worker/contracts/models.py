@@ -60,7 +60,8 @@ class Conflict(_Out):
 
 
 class ClassificationInfo(_Out):
-    evidence: Literal["category", "detail_name", "hresult", "phrase", "none"] = Field(
+    evidence: Literal["category", "detail_name", "hresult", "phrase", "code_family", "cue",
+                      "none"] = Field(
         description="Which input decided the category.")
     rule: Literal[
         "category-field", "category-and-detail-agree", "detail-over-uninformative-category",
