@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import orjson
 
-from worker import catalog
+from worker.classify import catalog
 
 _GRAPH_FIELDS: Final = catalog.FIELD_SOURCES["graphEvent"]
 _KEY_FIELDS: Final = (*_GRAPH_FIELDS["intuneDeviceId"], *_GRAPH_FIELDS["entraDeviceId"])
