@@ -144,8 +144,8 @@ def produce(producer: Producer, topic: str, value: bytes, key: bytes | None, hea
         try:
             producer.produce(topic, value, key, headers=headers)
         except BufferError:
-            _produce_when_room(producer, topic, value, key, headers, clock, block_s,
-                               on_backpressure)
+            _produce_when_room(producer, topic, value, key, headers, clock=clock,
+                               block_s=block_s, on_backpressure=on_backpressure)
     except KafkaException as exc:
         err = kafka_error(exc)
         if err is not None and error_kind(err) == "fatal":
@@ -154,7 +154,7 @@ def produce(producer: Producer, topic: str, value: bytes, key: bytes | None, hea
 
 
 def _produce_when_room(producer: Producer, topic: str, value: bytes, key: bytes | None,
-                       headers: Headers, clock: Clock, block_s: float,
+                       headers: Headers, *, clock: Clock, block_s: float,
                        on_backpressure: Callable[[], None]) -> None:
     # Backpressure: the local queue is full. Serve delivery reports to make room and try
     # the same message again; never drop it.

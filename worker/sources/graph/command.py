@@ -1,0 +1,225 @@
+"""``python -m worker pull-graph``: poll Graph, publish new events exactly once, repeat.
+
+Exit codes: 0 stopped (SIGTERM/SIGINT) or ``--once`` done, 2 bad configuration, 3 fatal (Graph
+refused the credentials or a permission, Kafka fenced or refused us, a checkpoint cannot be
+read), 4 ``--once`` could not finish a poll (Graph kept failing; nothing half-published).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import signal
+import ssl
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from confluent_kafka import KafkaError, Producer
+from prometheus_client import CollectorRegistry
+
+from worker._version import __version__
+from worker.sources.graph import settings as source_settings
+from worker.sources.graph.auth import MsalTokens, certificate_credential
+from worker.sources.graph.backoff import BackoffPolicy, RequestBudget
+from worker.sources.graph.checkpoint import Checkpoint, CheckpointError, select_new
+from worker.sources.graph.client import GraphReader, Pacing, PollAbandoned, Stopped
+from worker.sources.graph.endpoints import COLLECTIONS
+from worker.sources.graph.errors import GraphFatalError
+from worker.sources.graph.events import Event, Unreadable, read_event
+from worker.sources.graph.health import SourceHealth
+from worker.sources.graph.metrics import GraphMetrics
+from worker.sources.graph.paging import collection_url
+from worker.sources.graph.publish import Publisher
+from worker.stream import logs, probes
+from worker.stream.clients import producer_config
+from worker.stream.commit import FatalKafkaError, WindowAborted
+from worker.stream.settings import ConfigError, environment
+
+log = logging.getLogger("worker.sources.graph")
+EXIT_OK, EXIT_USAGE, EXIT_FATAL, EXIT_POLL_FAILED = 0, 2, 3, 4
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    try:
+        settings = source_settings.load(args, environment())
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if getattr(args, "print_config", False):
+        print(settings)
+        return EXIT_OK
+    logs.setup(settings.kafka.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    return run(settings, stop, CollectorRegistry(), once=bool(getattr(args, "once", False)))
+
+
+@dataclass(frozen=True, slots=True)
+class Clocks:
+    monotonic: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+
+
+def run(settings: source_settings.SourceSettings, stop: threading.Event,
+        registry: CollectorRegistry, *, once: bool, clocks: Clocks = Clocks()) -> int:
+    """Run until stopped (or one round with ``once``). Returns an exit code."""
+    graph = settings.graph
+    try:
+        credential: str | dict[str, str] = (
+            graph.client_secret.get_secret_value() if graph.client_secret is not None
+            else certificate_credential(graph.certificate_file))  # type: ignore[arg-type]
+    except ValueError as exc:
+        print(f"error: --certificate-file / GRAPH_CERTIFICATE_FILE: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    health = SourceHealth(clocks.monotonic)
+    metrics = GraphMetrics(registry, graph.collection_names(), clocks.wall)
+    metrics.ready.set_function(lambda: 1.0 if health.ready() else 0.0)
+    try:
+        server, _ = probes.serve(settings.kafka.metrics_address, settings.kafka.metrics_port,
+                                 registry, health)
+    except OSError as exc:
+        log.error("cannot open the metrics port", extra={"error": str(exc)})
+        return EXIT_FATAL
+    log.info("Graph source starting", extra={"settings": str(settings),
+                                             "metrics_port": server.server_port})
+    http = _http_client(graph)
+    try:
+        source = GraphSource(settings, http, credential=credential, health=health,
+                             metrics=metrics, stop=stop, clocks=clocks)
+        return source.run(once)
+    finally:
+        health.stopping = True
+        http.close()
+        server.shutdown()
+
+
+def _http_client(graph: source_settings.GraphSettings) -> httpx.Client:
+    verify: ssl.SSLContext | bool = (ssl.create_default_context(cafile=str(graph.ca_file))
+                                     if graph.ca_file else True)
+    return httpx.Client(verify=verify, timeout=graph.request_timeout_s,
+                        headers={"User-Agent": f"enrollment-classifier/{__version__}"},
+                        follow_redirects=False)
+
+
+class GraphSource:
+    def __init__(self, settings: source_settings.SourceSettings, http: httpx.Client, *,
+                 credential: str | dict[str, str], health: SourceHealth,
+                 metrics: GraphMetrics, stop: threading.Event, clocks: Clocks) -> None:
+        graph = settings.graph
+        self.graph, self.health, self.metrics, self.stop = graph, health, metrics, stop
+        self.clocks = clocks
+        tokens = MsalTokens(authority_url=graph.authority_url, tenant_id=graph.tenant_id,
+                            client_id=graph.client_id, credential=credential,
+                            graph_url=graph.graph_url, http=http)
+        self.reader = GraphReader(
+            http, tokens, graph_url=graph.graph_url,
+            policy=BackoffPolicy(graph.backoff_base_s, graph.backoff_cap_s, graph.max_attempts),
+            budget=RequestBudget(graph.requests_per_minute),
+            pacing=Pacing(clocks.monotonic, clocks.wall, self.sleep, random.random),
+            observer=metrics)
+        self.producer = Producer({**producer_config(settings.kafka), "error_cb": _kafka_error,
+                                  "logger": logging.getLogger("librdkafka.producer")})
+        self.publisher = Publisher(self.producer, settings.kafka,
+                                   checkpoint_topic=graph.checkpoint_topic,
+                                   tenant=graph.tenant_id, clock=clocks.monotonic,
+                                   on_backpressure=lambda: None)
+        self.checkpoints: dict[str, Checkpoint] = {}
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait, beating the liveness clock; True when told to stop."""
+        deadline = self.clocks.monotonic() + seconds
+        while not self.stop.is_set():
+            self.health.beat()
+            left = deadline - self.clocks.monotonic()
+            if left <= 0:
+                return False
+            self.stop.wait(min(left, 5.0))
+        return True
+
+    def run(self, once: bool) -> int:
+        try:
+            self._start()
+            while True:
+                failed = [name for name in self.graph.collection_names()
+                          if not self.poll(name)]
+                if once:
+                    return EXIT_POLL_FAILED if failed else EXIT_OK
+                if self.sleep(self.graph.poll_interval_s):
+                    return EXIT_OK
+        except Stopped:
+            return EXIT_OK
+        except (GraphFatalError, FatalKafkaError, CheckpointError) as exc:
+            log.error("Graph source stopped", extra={"error": str(exc),
+                                                     "kind": type(exc).__name__})
+            return EXIT_FATAL
+        finally:
+            self.producer.flush(10)
+
+    def _start(self) -> None:
+        while True:
+            try:
+                self.publisher.start()
+                break
+            except WindowAborted as exc:  # brokers not reachable yet: keep trying
+                log.warning("Kafka not ready", extra={"error": str(exc)})
+                if self.sleep(5.0):
+                    raise Stopped() from exc
+        self.health.started = True
+        self.checkpoints = self.publisher.load_checkpoints(self.graph.collection_names())
+        for name, checkpoint in self.checkpoints.items():
+            if checkpoint.updated_at is not None:
+                self.metrics.checkpoints.updated[name] = checkpoint.updated_at
+        self.health.checkpoints_loaded = True
+        self.health.beat()
+
+    def poll(self, name: str) -> bool:
+        """Read one collection completely and publish what is new. True when committed."""
+        collection = COLLECTIONS[name]
+        self.health.beat()
+        try:
+            items = list(self.reader.items(collection, collection_url(
+                self.graph.graph_url, collection.path, None)))
+            events, unreadable = _readable(name, items)
+            selection = select_new(self.checkpoints[name], events,
+                                   overlap_s=self.graph.overlap_s, now=self.clocks.wall())
+            self.publisher.commit_poll(name, selection.new, selection.checkpoint)
+        except (PollAbandoned, WindowAborted) as exc:
+            self.metrics.polls.labels(name, "abandoned").inc()
+            log.warning("poll abandoned; nothing was published", extra={
+                "collection": name, "error": str(exc)})
+            return False
+        self.checkpoints[name] = selection.checkpoint
+        skipped = selection.skipped + Counter({"unreadable": unreadable})
+        self.metrics.committed(name, len(selection.new), skipped,
+                               selection.checkpoint.updated_at or self.clocks.wall())
+        log.info("poll committed", extra={"collection": name, "read": len(items),
+                                          "published": len(selection.new), **skipped})
+        return True
+
+
+def _readable(collection: str, items: list[Any]) -> tuple[list[Event], int]:
+    events: list[Event] = []
+    refused: list[Unreadable] = []
+    for item in items:
+        read = read_event(item)
+        if isinstance(read, Event):
+            events.append(read)
+        else:
+            refused.append(read)
+    if refused:
+        log.warning("events without a readable eventDateTime are not published", extra={
+            "collection": collection, "count": len(refused),
+            "examples": [f"{u.id} ({u.reason})" for u in refused[:5]]})
+    return events, len(refused)
+
+
+def _kafka_error(err: KafkaError) -> None:
+    log.warning("Kafka client error", extra={"error": str(err), "fatal": err.fatal()})
