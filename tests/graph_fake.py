@@ -22,6 +22,7 @@ Every request is logged (time, method, path, status) for tests to assert on.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import ssl
@@ -168,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         fault = state.take_fault("/token")
         if fault is not None:
-            return fault.status, {}, fault.payload()
+            return fault.status, _retry_after(fault), fault.payload()
         if one("grant_type") != "client_credentials" or one("client_id") != state.client_id:
             return 400, {}, _oauth_error("unauthorized_client", "AADSTS700016: Application "
                                          "not found in the directory.")
@@ -200,10 +201,13 @@ class _Handler(BaseHTTPRequestHandler):
                                 audience=None, options={"verify_aud": False})
         except jwt.PyJWTError:
             return False
-        import base64
-        x5t = base64.urlsafe_b64encode(bytes.fromhex(state.certificate_thumbprint or "")
-                                       ).rstrip(b"=").decode()
-        return header.get("x5t") == x5t and claims.get("iss") == state.client_id
+        # x5t is the certificate's SHA-1 thumbprint, base64 (padded or base64url) encoded.
+        x5t = str(header.get("x5t", "")).replace("-", "+").replace("_", "/").rstrip("=")
+        try:
+            thumbprint = base64.b64decode(x5t + "=" * (-len(x5t) % 4)).hex()
+        except ValueError:
+            return False
+        return thumbprint == state.certificate_thumbprint and claims.get("iss") == state.client_id
 
     def _collection(self, state: FakeState, name: str, path: str,
                     query: dict[str, list[str]]) -> tuple[int, dict[str, str], bytes]:
@@ -215,8 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
                                         "Access token validation failure.")
         fault = state.take_fault(path)
         if fault is not None:
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            return fault.status, headers, fault.payload()
+            return fault.status, _retry_after(fault), fault.payload()
         if name in state.forbidden:
             return 403, {}, graph_error("Forbidden", "Application is not authorized to "
                                         "perform this operation.")
@@ -235,6 +238,10 @@ class _Handler(BaseHTTPRequestHandler):
         if more:
             doc["@odata.nextLink"] = f"{self.server.base_url}{path}?$skiptoken={following}"
         return 200, {}, orjson.dumps(doc)
+
+
+def _retry_after(fault: Fault) -> dict[str, str]:
+    return {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
 
 
 def _oauth_error(error: str, description: str) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import msal
+from msal.exceptions import MsalServiceError
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -43,6 +44,31 @@ def certificate_credential(pem_path: Path) -> dict[str, str]:
             "public_certificate": cert.public_bytes(Encoding.PEM).decode("ascii")}
 
 
+class _MsalHttp:
+    """MSAL's HttpClient interface (``get``/``post`` returning status_code, text, headers)
+    over the source's httpx client, so tokens use the same TLS settings and timeouts. MSAL was
+    written against requests, which sends a bytes form value (the certificate assertion) as
+    it is; httpx would send its repr, so values are decoded here."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+
+    def post(self, url: str, params: Any = None, data: Any = None, headers: Any = None,
+             **_: Any) -> httpx.Response:
+        if isinstance(data, dict):
+            form = {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
+            return self._http.post(url, params=params, data=form, headers=headers)
+        content = data.encode() if isinstance(data, str) else data
+        return self._http.post(url, params=params, content=content, headers=headers)
+
+    def get(self, url: str, params: Any = None, headers: Any = None,
+            **_: Any) -> httpx.Response:
+        return self._http.get(url, params=params, headers=headers)
+
+    def close(self) -> None:
+        """The source owns the httpx client and closes it."""
+
+
 class MsalTokens:
     """Implements client.Tokens."""
 
@@ -57,9 +83,8 @@ class MsalTokens:
         try:
             result: dict[str, Any] = self._application().acquire_token_for_client(
                 scopes=[self._scope])
-        except httpx.HTTPStatusError as exc:  # MSAL raises on 5xx from the token endpoint
-            raise TokenUnavailable(token_refused("server_error",
-                                                 f"HTTP {exc.response.status_code}")) from None
+        except (httpx.HTTPStatusError, MsalServiceError) as exc:  # MSAL raises on a 5xx
+            raise TokenUnavailable(token_refused("server_error", str(exc))) from None
         except httpx.TransportError as exc:
             raise TokenUnavailable(connection_failed(f"login: {type(exc).__name__}: {exc}")
                                    ) from None
@@ -74,7 +99,7 @@ class MsalTokens:
             try:
                 self._app = msal.ConfidentialClientApplication(
                     self._client_id, client_credential=self._credential,
-                    authority=self._authority, http_client=self._http,
+                    authority=self._authority, http_client=_MsalHttp(self._http),
                     validate_authority=False, instance_discovery=False)
             except ValueError as exc:  # OpenID configuration refused (unknown tenant, 4xx)
                 raise TokenUnavailable(token_refused("invalid_authority", str(exc))) from None
