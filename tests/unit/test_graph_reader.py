@@ -15,9 +15,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.graph_fake import (
-    Fault,
     FakeGraph,
     FakeState,
+    Fault,
     TlsFiles,
     autopilot_event,
     self_signed,
@@ -174,7 +174,7 @@ def test_401_stops_with_a_clear_error(fake: FakeGraph, http: httpx.Client,
 def test_403_names_the_permission(fake: FakeGraph, http: httpx.Client, state: FakeState) -> None:
     state.forbidden.add("autopilotEvents")
     rig = make_rig(fake, http)
-    with pytest.raises(GraphFatalError, match="DeviceManagementServiceConfig.Read.All"):
+    with pytest.raises(GraphFatalError, match=r"DeviceManagementServiceConfig\.Read\.All"):
         rig.read(AP)
 
 

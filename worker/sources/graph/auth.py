@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 import msal
-from msal.exceptions import MsalServiceError
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from msal.exceptions import MsalServiceError
 
 from worker.sources.graph.client import TokenUnavailable
 from worker.sources.graph.errors import connection_failed, token_refused
