@@ -87,6 +87,7 @@ class FakeState:
         default_factory=lambda: {n: [] for n in COLLECTION_PATHS.values()})
     repeat_across_pages: set[str] = field(default_factory=set)  # collections with the quirk
     forbidden: set[str] = field(default_factory=set)  # collections answering 403
+    delay_s: float = 0.0  # before each collection page: a slow tenant, to kill a poll mid-way
     faults: deque[Fault] = field(default_factory=deque)
     log: list[Logged] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
@@ -104,6 +105,10 @@ class FakeState:
         with self.lock:
             # New events appear at the head, as in a feed: pages being read shift by one.
             self.collections[collection][0:0] = list(events)
+
+    def count(self, path_prefix: str = "/beta/") -> int:
+        with self.lock:
+            return sum(1 for e in self.log if e.path.startswith(path_prefix))
 
     def statuses(self, path_prefix: str = "/beta/") -> list[int]:
         with self.lock:
@@ -220,6 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
         fault = state.take_fault(path)
         if fault is not None:
             return fault.status, _retry_after(fault), fault.payload()
+        if state.delay_s:
+            time.sleep(state.delay_s)
         if name in state.forbidden:
             return 403, {}, graph_error("Forbidden", "Application is not authorized to "
                                         "perform this operation.")
