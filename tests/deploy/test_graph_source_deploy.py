@@ -80,7 +80,7 @@ def test_secret_example(kubernetes_validate: Any) -> None:
     kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     assert doc["metadata"]["name"] == "enrollment-graph-source"
     assert set(doc["stringData"]) == {"client-secret"}
-    assert (GRAPH_MOUNT + "/client-secret") == _file_setting("GRAPH_CLIENT_SECRET_FILE")
+    assert _file_setting("GRAPH_CLIENT_SECRET_FILE") == (GRAPH_MOUNT + "/client-secret")
 
 
 def _file_setting(name: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -203,6 +204,24 @@ def _rdkafka_config(environ: Mapping[str, str], flags: list[str]) -> dict[str, S
                               "_FILE (or the variable itself) instead")
         config[key] = value
     return config
+
+
+S = TypeVar("S")
+
+
+def for_command(args: argparse.Namespace,
+                load: Callable[[argparse.Namespace, Mapping[str, str]], S]) -> S | int:
+    """A command's settings, or the exit code to return: 2 after printing what is wrong with
+    the configuration, 0 after ``--print-config`` printed it (secrets masked)."""
+    try:
+        settings = load(args, environment())
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if getattr(args, "print_config", False):
+        print(settings)
+        return 0
+    return settings
 
 
 def environment() -> Mapping[str, str]:

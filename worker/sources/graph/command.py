@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import signal
 import ssl
 import sys
 import threading
@@ -40,26 +39,20 @@ from worker.sources.graph.publish import Publisher
 from worker.stream import logs, probes
 from worker.stream.clients import producer_config
 from worker.stream.commit import FatalKafkaError, WindowAborted
-from worker.stream.settings import ConfigError, environment
+from worker.stream.loop import stop_on_signals
+from worker.stream.settings import for_command
 
 log = logging.getLogger("worker.sources.graph")
 EXIT_OK, EXIT_USAGE, EXIT_FATAL, EXIT_POLL_FAILED = 0, 2, 3, 4
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    try:
-        settings = source_settings.load(args, environment())
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if getattr(args, "print_config", False):
-        print(settings)
-        return EXIT_OK
+    settings = for_command(args, source_settings.load)
+    if isinstance(settings, int):
+        return settings
     logs.setup(settings.kafka.log_level)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda _signum, _frame: stop.set())
-    return run(settings, stop, CollectorRegistry(), once=bool(getattr(args, "once", False)))
+    return run(settings, stop_on_signals(), CollectorRegistry(),
+               once=bool(getattr(args, "once", False)))
 
 
 @dataclass(frozen=True, slots=True)
