@@ -271,3 +271,28 @@ def test_worker_does_not_count_autopilot_successes_as_failures(
     assert successes
     assert not successes & {r.value["id"] for r in outputs}
     assert worker.metric("enrollment_events_total", outcome="skipped_success") >= len(successes)
+
+
+def test_a_second_instance_fences_the_first(scenario: Scenario, outcome: Outcome) -> None:
+    """Two pollers of one tenant at once (a rollout gone wrong, a CronJob next to the
+    Deployment): the newer fences the older, which exits 3; every event still lands once."""
+    txn = f"graph-it-{uuid.uuid4().hex[:8]}"
+    older = scenario.source(transactional_id=txn)
+    newer: WorkerProcess | None = None
+    try:
+        wait_for(lambda: _committed(older, TS) >= 1, 90, "the older instance's first poll")
+        _events_round(scenario.state, 400, 4, 110)
+        newer = scenario.source(transactional_id=txn)
+        assert older.proc is not None
+        code = older.proc.wait(90)
+        assert code == 3 and "fenced" in older.logs().lower(), older.logs()
+        expected = len(outcome.expected) + 8
+        records = read_topic(scenario.bootstrap, scenario.topics.input, expect=expected,
+                             timeout=120, settle=3.0)
+        ids = Counter(r.value["id"] for r in records)
+        assert [i for i, n in ids.items() if n > 1] == []
+        assert len(ids) == expected
+    finally:
+        older.close()
+        if newer is not None:
+            newer.close()
