@@ -150,8 +150,8 @@ class GraphSource:
         except Stopped:
             return EXIT_OK
         except (GraphFatalError, FatalKafkaError, CheckpointError) as exc:
-            log.error("Graph source stopped", extra={"error": str(exc),
-                                                     "kind": type(exc).__name__})
+            log.error("Graph source stopped", extra={
+                "error": str(exc), "kind": type(exc).__name__, "hint": _HINTS[type(exc)]})
             return EXIT_FATAL
         finally:
             self.producer.flush(10)
@@ -196,6 +196,14 @@ class GraphSource:
         log.info("poll committed", extra={"collection": name, "read": len(items),
                                           "published": len(selection.new), **skipped})
         return True
+
+
+_HINTS: dict[type[Exception], str] = {
+    GraphFatalError: "the error says what to change in the app registration or settings",
+    FatalKafkaError: "fenced: another instance with this GRAPH_TRANSACTIONAL_ID took over (run "
+                     "one per tenant); otherwise check the Kafka credentials, ACLs and topics",
+    CheckpointError: "see deploy/RUNBOOK.md, Graph source: an unreadable checkpoint",
+}
 
 
 def _readable(collection: str, items: list[Any]) -> tuple[list[Event], int]:
