@@ -160,3 +160,24 @@ def test_metrics_are_scraped(docs: Docs) -> None:
     # The worker's Service must not pick up the source's pods (its alerts count workers).
     worker = find(docs, "Service", "enrollment-classifier")["spec"]["selector"]
     assert not worker.items() <= labels.items()
+
+
+def test_source_metrics_pass_promtool(promtool: str, tmp_path: Path) -> None:
+    """The source's exposition, with every series touched, through `promtool check metrics`."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from worker.sources.graph.endpoints import COLLECTIONS
+    from worker.sources.graph.metrics import GraphMetrics
+
+    from .conftest import run
+
+    registry = CollectorRegistry()
+    metrics = GraphMetrics(registry, COLLECTIONS, lambda: 1000.0)
+    for name in COLLECTIONS:
+        metrics.request(name, "ok")
+        metrics.wait(name, "throttled", 2.0)
+        metrics.committed(name, 1, {"before_window": 1}, checkpoint_time=990.0)
+    path = tmp_path / "metrics.txt"
+    path.write_bytes(generate_latest(registry))
+    result = run(["sh", "-c", f"{promtool} check metrics < {path}"])
+    assert result.returncode == 0, result.stdout + result.stderr

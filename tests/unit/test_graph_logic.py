@@ -265,3 +265,46 @@ def test_checkpoint_record_is_readable() -> None:
     assert doc["published"] == {"e1": "2026-11-02T09:00:00.000000Z"}
     assert doc["tenantId"] == "t" and doc["collection"] == "autopilotEvents"
     assert cp.checkpoint_key("t", "autopilotEvents") == b"t/autopilotEvents"
+
+
+# --- metrics and health ---------------------------------------------------------------------
+
+def test_metrics_precreated_and_checkpoint_age_at_scrape_time() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from worker.sources.graph.metrics import GraphMetrics
+
+    now = [100.0]
+    registry = CollectorRegistry()
+    metrics = GraphMetrics(registry, ["autopilotEvents"], lambda: now[0])
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {"collection": "autopilotEvents", **labels})
+
+    assert value("enrollment_graph_requests_total", outcome="throttled") == 0.0
+    assert value("enrollment_graph_events_skipped_total", reason="unreadable") == 0.0
+    assert value("enrollment_graph_checkpoint_age_seconds") is None  # nothing committed yet
+    metrics.wait("autopilotEvents", "throttled", 7.5)
+    metrics.committed("autopilotEvents", 3, {"already_published": 2}, checkpoint_time=90.0)
+    now[0] = 130.0
+    assert value("enrollment_graph_waits_total", reason="throttled") == 1.0
+    assert value("enrollment_graph_wait_seconds_total", reason="throttled") == 7.5
+    assert value("enrollment_graph_events_published_total") == 3.0
+    assert value("enrollment_graph_polls_total", result="committed") == 1.0
+    assert value("enrollment_graph_checkpoint_age_seconds") == 40.0
+
+
+def test_source_health() -> None:
+    from worker.sources.graph.health import SourceHealth
+
+    now = [0.0]
+    health = SourceHealth(lambda: now[0], liveness_timeout_s=600.0)
+    assert health.live() and not health.ready()
+    health.started = health.checkpoints_loaded = True
+    health.beat()
+    assert health.ready() and health.status()["checkpointsLoaded"]
+    now[0] = 601.0
+    assert not health.live() and not health.ready()
+    health.beat()
+    health.stopping = True
+    assert health.live() and not health.ready()
