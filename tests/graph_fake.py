@@ -23,18 +23,21 @@ Every request is logged (time, method, path, status) for tests to assert on.
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
+import io
 import ipaddress
 import ssl
 import threading
 import time
 import uuid
+import zipfile
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 import orjson
@@ -43,6 +46,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+EXPORT_JOBS = "/beta/deviceManagement/reports/exportJobs"
 COLLECTION_PATHS = {"/beta/deviceManagement/troubleshootingEvents": "troubleshootingEvents",
                     "/beta/deviceManagement/autopilotEvents": "autopilotEvents"}
 INTUNE_THROTTLE_TEXT = "Rate limit reached because of too many requests to query broker"
@@ -88,6 +92,11 @@ class FakeState:
     repeat_across_pages: set[str] = field(default_factory=set)  # collections with the quirk
     forbidden: set[str] = field(default_factory=set)  # collections answering 403
     delay_s: float = 0.0  # before each collection page: a slow tenant, to kill a poll mid-way
+    report_rows: list[dict[str, str]] = field(default_factory=list)  # EnrollmentActivity
+    # What successive GETs of an export job say before it is ready with its url: Graph can say
+    # "completed" before the url is filled.
+    job_progress: tuple[str, ...] = ("inProgress", "completed")
+    jobs: dict[str, int] = field(default_factory=dict)  # job id -> GETs so far
     faults: deque[Fault] = field(default_factory=deque)
     log: list[Logged] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
@@ -165,6 +174,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._token(state, parse_qs(body.decode()))
         if method == "GET" and path in COLLECTION_PATHS:
             return self._collection(state, COLLECTION_PATHS[path], path, query)
+        if path.startswith(EXPORT_JOBS):
+            return self._export_job(state, method, path)
+        if method == "GET" and path.startswith("/downloads/"):
+            return self._download(state, path)
         return 404, {}, graph_error("BadRequest", f"Resource not found for the segment {path}")
 
     def _token(self, state: FakeState, form: dict[str, list[str]]
@@ -214,12 +227,59 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return thumbprint == state.certificate_thumbprint and claims.get("iss") == state.client_id
 
-    def _collection(self, state: FakeState, name: str, path: str,
-                    query: dict[str, list[str]]) -> tuple[int, dict[str, str], bytes]:
+    def _authorized(self, state: FakeState) -> bool:
         auth = self.headers.get("Authorization", "")
         with state.lock:
-            valid = auth.startswith("Bearer ") and auth[7:] in state.tokens
-        if not valid:
+            return auth.startswith("Bearer ") and auth[7:] in state.tokens
+
+    def _export_job(self, state: FakeState, method: str, path: str
+                    ) -> tuple[int, dict[str, str], bytes]:
+        if not self._authorized(state):
+            return 401, {}, graph_error("InvalidAuthenticationToken",
+                                        "Access token validation failure.")
+        fault = state.take_fault(EXPORT_JOBS)
+        if fault is not None:
+            return fault.status, _retry_after(fault), fault.payload()
+        if method == "POST" and path == EXPORT_JOBS:
+            job_id = f"EnrollmentActivity_{uuid.uuid4()}"
+            with state.lock:
+                state.jobs[job_id] = 0
+            return 201, {}, orjson.dumps(self._job(job_id, "notStarted", None))
+        job_id = unquote(path).removeprefix(EXPORT_JOBS).removeprefix("('").removesuffix("')")
+        with state.lock:
+            if method != "GET" or job_id not in state.jobs:
+                return 404, {}, graph_error("ResourceNotFound", "No such export job.")
+            seen = state.jobs[job_id] = state.jobs[job_id] + 1
+        if seen <= len(state.job_progress):
+            return 200, {}, orjson.dumps(self._job(job_id, state.job_progress[seen - 1], None))
+        url = f"{self.server.base_url}/downloads/{job_id}.zip?sv=2026-01-01&sig=fake"
+        return 200, {}, orjson.dumps(self._job(job_id, "completed", url))
+
+    @staticmethod
+    def _job(job_id: str, status: str, url: str | None) -> dict[str, Any]:
+        """A deviceManagementExportJob with the documented fields."""
+        now = dt.datetime.now(dt.UTC)
+        return {"@odata.type": "#microsoft.graph.deviceManagementExportJob", "id": job_id,
+                "reportName": "EnrollmentActivity", "filter": "", "select": [],
+                "format": "csv", "snapshotId": None,
+                "localizationType": "replaceLocalizableValues", "status": status, "url": url,
+                "requestDateTime": now.isoformat(),
+                "expirationDateTime": (now + dt.timedelta(hours=1)).isoformat()}
+
+    def _download(self, state: FakeState, path: str) -> tuple[int, dict[str, str], bytes]:
+        # A pre-signed blob URL: a bearer token sent here would be a leak, so it is refused.
+        if "Authorization" in self.headers:
+            return 400, {}, b"<Error><Code>InvalidHeaderValue</Code></Error>"
+        job_id = path.removeprefix("/downloads/").removesuffix(".zip")
+        with state.lock:
+            known, rows = job_id in state.jobs, list(state.report_rows)
+        if not known:
+            return 404, {}, b"<Error><Code>BlobNotFound</Code></Error>"
+        return 200, {"Content-Type": "application/zip"}, report_zip(job_id, rows)
+
+    def _collection(self, state: FakeState, name: str, path: str,
+                    query: dict[str, list[str]]) -> tuple[int, dict[str, str], bytes]:
+        if not self._authorized(state):
             return 401, {}, graph_error("InvalidAuthenticationToken",
                                         "Access token validation failure.")
         fault = state.take_fault(path)
@@ -245,6 +305,37 @@ class _Handler(BaseHTTPRequestHandler):
         if more:
             doc["@odata.nextLink"] = f"{self.server.base_url}{path}?$skiptoken={following}"
         return 200, {}, orjson.dumps(doc)
+
+
+def report_zip(job_id: str, rows: list[dict[str, str]]) -> bytes:
+    """The export's zip: one CSV, UTF-8 with a byte-order mark, every field quoted."""
+    text = io.StringIO(newline="")
+    columns = list(rows[0]) if rows else ["EnrollmentActivityId"]
+    writer = csv.DictWriter(text, fieldnames=columns, quoting=csv.QUOTE_ALL)
+    writer.writeheader()
+    writer.writerows(rows)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{job_id}.csv", "\ufeff" + text.getvalue())
+    return out.getvalue()
+
+
+def enrollment_activity_row(n: int, when: dt.datetime) -> dict[str, str]:
+    """A row of the EnrollmentActivity report with its documented columns."""
+    failed = n % 2 == 0
+    return {"AadDeviceId": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"aad-row-{n}")),
+            "Context": "Windows enrollment", "DeviceId": f"intune-row-{n % 3}",
+            "DeviceName": f"LAPTOP-{n:04d}",
+            "EnrollmentActivityId": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"activity-{n}")),
+            "EnrollmentDateTime": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "EnrollmentMethod": "Windows automatic enrollment",
+            "Failure": 'User not licensed, "Intune"' if failed else "",
+            "FailureDetails": "0x80180018" if failed else "",
+            "FailureReason": "UserNotLicensed" if failed else "",
+            "OS": "Windows", "OSVersion": "10.0.26100.1742", "OwnerType": "Corporate",
+            "Remediation": "Assign the user an Intune licence." if failed else "",
+            "SerialNumber": f"SN-{n:06d}", "UPN": f"user{n}@contoso.example",
+            "UserId": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"user-row-{n}"))}
 
 
 def _retry_after(fault: Fault) -> dict[str, str]:

@@ -308,3 +308,40 @@ def test_source_health() -> None:
     health.beat()
     health.stopping = True
     assert health.live() and not health.ready()
+
+
+# --- export job: pure parts -----------------------------------------------------------------
+
+def test_export_job_states() -> None:
+    from worker.sources.graph.exportjob import Job, read_job
+
+    assert read_job(b'{"id": "j", "status": "completed", "url": null}') == Job("j", "completed",
+                                                                              None)
+    assert not Job("j", "completed", None).ready() and Job("j", "completed", "https://x").ready()
+    assert "no id" in str(read_job(b'{"status": "completed"}'))
+    assert "not JSON" in str(read_job(b"<html>"))
+
+
+def test_export_rows_from_zip() -> None:
+    import io
+    import zipfile
+
+    from tests.graph_fake import enrollment_activity_row, report_zip
+    from worker.sources.graph.exportjob import create_body, read_rows
+
+    rows = [enrollment_activity_row(n, T0) for n in range(3)]
+    assert read_rows(report_zip("job", rows)) == rows
+    # A bare quote inside an unquoted field, as the service writes it, is kept.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("r.csv", '\ufeffEnrollmentActivityId,Failure\r\na1,Device "cap" reached\r\n')
+    assert read_rows(buffer.getvalue()) == [
+        {"EnrollmentActivityId": "a1", "Failure": 'Device "cap" reached'}]
+    assert "not a readable zip" in str(read_rows(b"PK broken"))
+    empty = io.BytesIO()
+    with zipfile.ZipFile(empty, "w") as z:
+        z.writestr("readme.txt", "x")
+    assert "expected one CSV" in str(read_rows(empty.getvalue()))
+    body = orjson.loads(create_body("EnrollmentActivity", ("A", "B")))
+    assert body == {"reportName": "EnrollmentActivity", "format": "csv", "select": ["A", "B"],
+                    "localizationType": "ReplaceLocalizableValues"}

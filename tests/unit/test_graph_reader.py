@@ -243,3 +243,51 @@ def test_stop_during_a_wait(fake: FakeGraph, http: httpx.Client, state: FakeStat
     with pytest.raises(Stopped):
         rig.read()
     assert len(state.statuses()) == 1
+
+
+# --- the EnrollmentActivity report through an export job ---------------------------------
+
+def test_export_job_rows(fake: FakeGraph, http: httpx.Client, state: FakeState) -> None:
+    from tests.graph_fake import enrollment_activity_row
+    from worker.sources.graph.events import Event, read_event
+    from worker.sources.graph.export import export_rows
+
+    state.report_rows = [enrollment_activity_row(n, T0 + dt.timedelta(minutes=n))
+                         for n in range(5)]
+    state.faults.append(Fault(500, path="/beta/deviceManagement/reports"))  # throttled once
+    rig = make_rig(fake, http)
+    report = COLLECTIONS["enrollmentActivity"]
+    rows = export_rows(rig.reader, report, poll_s=5.0, timeout_s=60.0)
+    assert rows == state.report_rows  # every column, the BOM gone, quotes kept
+    assert rows[0]["Failure"] == 'User not licensed, "Intune"'
+    # POST (throttled, then accepted), GET inProgress, GET completed without url, GET with url.
+    assert state.statuses("/beta/deviceManagement/reports") == [500, 201, 200, 200, 200]
+    assert state.statuses("/downloads/") == [200]  # and without the bearer token (else 400)
+    # One wait after each answer that was not ready: notStarted, inProgress, completed w/o url.
+    assert rig.metric("enrollment_graph_waits_total", collection=report.name,
+                      reason="export") == 3
+    event = read_event(rows[0], id_field=report.id_field, time_field=report.time_field,
+                       shape=report.shape)
+    assert isinstance(event, Event) and event.id == rows[0]["EnrollmentActivityId"]
+    assert event.time == T0.timestamp()
+
+
+def test_export_job_that_never_gets_ready_abandons_the_poll(
+        fake: FakeGraph, http: httpx.Client, state: FakeState) -> None:
+    from worker.sources.graph.export import export_rows
+
+    state.job_progress = ("inProgress",) * 50
+    rig = make_rig(fake, http)
+    with pytest.raises(PollAbandoned, match="still inProgress"):
+        export_rows(rig.reader, COLLECTIONS["enrollmentActivity"], poll_s=10.0, timeout_s=30.0)
+    assert rig.time.slept == [10.0, 10.0, 10.0]
+
+
+def test_export_without_readwrite_names_the_permission(
+        fake: FakeGraph, http: httpx.Client, state: FakeState) -> None:
+    from worker.sources.graph.export import export_rows
+
+    state.faults.append(Fault(403, path="/beta/deviceManagement/reports"))
+    rig = make_rig(fake, http)
+    with pytest.raises(GraphFatalError, match=r"DeviceManagementManagedDevices\.ReadWrite\.All"):
+        export_rows(rig.reader, COLLECTIONS["enrollmentActivity"], poll_s=1.0, timeout_s=5.0)

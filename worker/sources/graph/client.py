@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import httpx
 
@@ -26,6 +26,7 @@ from worker.sources.graph.errors import (
 from worker.sources.graph.paging import Page, read_page
 
 log = logging.getLogger("worker.sources.graph")
+T = TypeVar("T")
 MAX_PAGES = 100_000  # a nextLink chain longer than this is a loop on the server's side
 
 
@@ -47,6 +48,16 @@ class Tokens(Protocol):
 class Observer(Protocol):
     def request(self, collection: str, action: str) -> None: ...
     def wait(self, collection: str, reason: str, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    url: str
+    body: bytes | None = None
+    # False for a pre-signed download link (the export's SAS URL on blob storage): the bearer
+    # token is only ever sent to the Graph host.
+    authorized: bool = True
 
 
 class PollAbandoned(Exception):  # noqa: N818 - an outcome, not a bug
@@ -90,13 +101,20 @@ class GraphReader:
 
     def page(self, collection: Collection, url: str) -> Page:
         """One page, retried per the policy."""
+        return self.fetch(collection, Request("GET", url),
+                          lambda body: read_page(body, self.graph_url))
+
+    def fetch(self, collection: Collection, request: Request,
+              parse: Callable[[bytes], T | str]) -> T:
+        """Send ``request`` until it gives a body ``parse`` accepts (a str from parse names
+        what is wrong, and is retried). Raises GraphFatalError, PollAbandoned or Stopped."""
         attempt = 0
         while True:
             self._within_budget(collection.name)
-            verdict, page = self._attempt(collection, url)
+            verdict, result = self._attempt(collection, request, parse)
             self.observer.request(collection.name, verdict.action)
-            if page is not None:
-                return page
+            if verdict.action == "ok":
+                return cast(T, result)
             if verdict.action == "fatal":
                 raise GraphFatalError(f"{collection.name}: {verdict.reason}")
             if self.policy.exhausted(attempt):
@@ -107,35 +125,41 @@ class GraphReader:
                 "collection": collection.name, "outcome": verdict.action,
                 "reason": verdict.reason, "attempt": attempt + 1,
                 "wait_s": round(delay, 3)})
-            self._wait(collection.name, verdict.action, delay)
+            self.wait(collection.name, verdict.action, delay)
             attempt += 1
 
-    def _attempt(self, collection: Collection, url: str) -> tuple[Verdict, Page | None]:
+    def _attempt(self, collection: Collection, request: Request,
+                 parse: Callable[[bytes], T | str]) -> tuple[Verdict, T | None]:
+        headers = {"Accept": "application/json"}
+        if request.authorized:
+            try:
+                headers["Authorization"] = f"Bearer {self.tokens.token()}"
+            except TokenUnavailable as exc:
+                return exc.verdict, None
+        if request.body is not None:
+            headers["Content-Type"] = "application/json"
         try:
-            token = self.tokens.token()
-        except TokenUnavailable as exc:
-            return exc.verdict, None
-        try:
-            response = self.http.get(url, headers={"Authorization": f"Bearer {token}",
-                                                   "Accept": "application/json"})
+            response = self.http.request(request.method, request.url, headers=headers,
+                                         content=request.body)
         except httpx.TransportError as exc:  # includes timeouts and TLS failures
             return connection_failed(f"{type(exc).__name__}: {exc}"), None
         verdict = classify_response(response.status_code, response.headers, response.content,
                                     permission=collection.permission, now=self.pacing.wall())
         if verdict.action != "ok":
             return verdict, None
-        page = read_page(response.content, self.graph_url)
-        if isinstance(page, str):
-            return malformed_page(page), None
-        return verdict, page
+        parsed = parse(response.content)
+        if isinstance(parsed, str):
+            return malformed_page(parsed), None
+        return verdict, parsed
 
     def _within_budget(self, collection: str) -> None:
         wait = self.budget.wait_s(self.pacing.clock())
         if wait > 0:
-            self._wait(collection, "budget", wait)
+            self.wait(collection, "budget", wait)
         self.budget.spend(self.pacing.clock())
 
-    def _wait(self, collection: str, reason: str, seconds: float) -> None:
+    def wait(self, collection: str, reason: str, seconds: float) -> None:
+        """Wait (counted under ``reason``); raises Stopped when told to stop meanwhile."""
         self.observer.wait(collection, reason, seconds)
         if self.pacing.sleep(seconds):
             raise Stopped()

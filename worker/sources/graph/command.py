@@ -29,9 +29,10 @@ from worker.sources.graph.auth import MsalTokens, certificate_credential
 from worker.sources.graph.backoff import BackoffPolicy, RequestBudget
 from worker.sources.graph.checkpoint import Checkpoint, CheckpointError, select_new
 from worker.sources.graph.client import GraphReader, Pacing, PollAbandoned, Stopped
-from worker.sources.graph.endpoints import COLLECTIONS
+from worker.sources.graph.endpoints import COLLECTIONS, Collection
 from worker.sources.graph.errors import GraphFatalError
 from worker.sources.graph.events import Event, Unreadable, read_event
+from worker.sources.graph.export import export_rows
 from worker.sources.graph.health import SourceHealth
 from worker.sources.graph.metrics import GraphMetrics
 from worker.sources.graph.paging import collection_url
@@ -173,14 +174,20 @@ class GraphSource:
         self.health.checkpoints_loaded = True
         self.health.beat()
 
+    def _read(self, collection: Collection) -> list[Any]:
+        if collection.kind == "export":
+            return export_rows(self.reader, collection, poll_s=self.graph.export_poll_s,
+                               timeout_s=self.graph.export_timeout_s)
+        return list(self.reader.items(collection, collection_url(
+            self.graph.graph_url, collection.path, None)))
+
     def poll(self, name: str) -> bool:
         """Read one collection completely and publish what is new. True when committed."""
         collection = COLLECTIONS[name]
         self.health.beat()
         try:
-            items = list(self.reader.items(collection, collection_url(
-                self.graph.graph_url, collection.path, None)))
-            events, unreadable = _readable(name, items)
+            items = self._read(collection)
+            events, unreadable = _readable(collection, items)
             selection = select_new(self.checkpoints[name], events,
                                    overlap_s=self.graph.overlap_s, now=self.clocks.wall())
             self.publisher.commit_poll(name, selection.new, selection.checkpoint)
@@ -206,18 +213,19 @@ _HINTS: dict[type[Exception], str] = {
 }
 
 
-def _readable(collection: str, items: list[Any]) -> tuple[list[Event], int]:
+def _readable(collection: Collection, items: list[Any]) -> tuple[list[Event], int]:
     events: list[Event] = []
     refused: list[Unreadable] = []
     for item in items:
-        read = read_event(item)
+        read = read_event(item, id_field=collection.id_field, time_field=collection.time_field,
+                          shape=collection.shape)
         if isinstance(read, Event):
             events.append(read)
         else:
             refused.append(read)
     if refused:
-        log.warning("events without a readable eventDateTime are not published", extra={
-            "collection": collection, "count": len(refused),
+        log.warning("events without a readable time are not published", extra={
+            "collection": collection.name, "field": collection.time_field, "count": len(refused),
             "examples": [f"{u.id} ({u.reason})" for u in refused[:5]]})
     return events, len(refused)
 

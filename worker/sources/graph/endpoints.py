@@ -7,7 +7,7 @@ tells the operator to grant (application permissions, admin-consented).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +15,11 @@ class Collection:
     name: str  # also the value of the x-graph-collection header and the checkpoint key
     path: str  # relative to <graph-url>/beta/
     permission: str  # the application permission to grant when Graph answers 403
+    # "pages": a collection read page by page; "export": a report export job (exportjob.py).
+    kind: Literal["pages", "export"] = "pages"
+    id_field: str = "id"
+    time_field: str = "eventDateTime"
+    shape: str = "graphEvent"  # the worker's field plan that names the key's fields
 
 
 COLLECTIONS: Final[dict[str, Collection]] = {c.name: c for c in (
@@ -27,7 +32,13 @@ COLLECTIONS: Final[dict[str, Collection]] = {c.name: c for c in (
     Collection("autopilotEvents", "deviceManagement/autopilotEvents",
                "DeviceManagementServiceConfig.Read.All (Graph's reference also accepts "
                "DeviceManagementManagedDevices.Read.All)"),
+    # Optional: the admin center's enrollment report (with Microsoft's remediation text),
+    # through an export job. Creating one needs a ReadWrite permission.
+    Collection("enrollmentActivity", "deviceManagement/reports/exportJobs",
+               "DeviceManagementManagedDevices.ReadWrite.All", kind="export",
+               id_field="EnrollmentActivityId", time_field="EnrollmentDateTime", shape="flat"),
 )}
+DEFAULT_COLLECTIONS: Final = ("troubleshootingEvents", "autopilotEvents")
 
 GRAPH_SCOPE_SUFFIX: Final = "/.default"  # client credentials ask for the app's granted roles
 COLLECTION_HEADER: Final = "x-graph-collection"

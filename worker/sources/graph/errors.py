@@ -75,8 +75,9 @@ def connection_failed(error: str) -> Verdict:
 
 
 def malformed_page(problem: str) -> Verdict:
-    """A 200 whose body is not a Graph collection page (truncated, proxy error page, ...)."""
-    return Verdict("retry", f"not a Graph page: {problem}")
+    """A 2xx whose body is not what was asked for (a truncated page, a proxy's error page, a
+    broken download)."""
+    return Verdict("retry", f"unexpected answer: {problem}")
 
 
 def token_refused(error: str, description: str) -> Verdict:

@@ -17,9 +17,8 @@ import orjson
 
 from worker.classify import catalog
 
-_GRAPH_FIELDS: Final = catalog.FIELD_SOURCES["graphEvent"]
-_KEY_FIELDS: Final = (*_GRAPH_FIELDS["intuneDeviceId"], *_GRAPH_FIELDS["entraDeviceId"])
-TIME_FIELD: Final = "eventDateTime"
+_KEY_FIELDS: Final = {shape: (*plan["intuneDeviceId"], *plan["entraDeviceId"])
+                      for shape, plan in catalog.FIELD_SOURCES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,19 +37,22 @@ class Unreadable:
     id: str | None
 
 
-def read_event(item: Any) -> Event | Unreadable:
+def read_event(item: Any, *, id_field: str = "id", time_field: str = "eventDateTime",
+               shape: str = "graphEvent") -> Event | Unreadable:
     """Never raises. An item without an id gets a content hash as its id, so it is still
-    published once; one without a readable eventDateTime cannot be windowed and is refused."""
+    published once; one without a readable time cannot be windowed and is refused. ``shape``
+    names the worker's field plan that gives the key."""
     if not isinstance(item, dict):
         return Unreadable("not_object", None)
     value = orjson.dumps(item)
-    raw_id = item.get("id")
+    raw_id = item.get(id_field)
     event_id = raw_id if isinstance(raw_id, str) and raw_id else (
         "sha256:" + hashlib.sha256(value).hexdigest())
-    when = parse_time(item.get(TIME_FIELD))
+    when = parse_time(item.get(time_field))
     if when is None:
         return Unreadable("no_event_time", event_id)
-    key = next((v for f in _KEY_FIELDS if isinstance(v := item.get(f), str) and v), event_id)
+    key = next((v for f in _KEY_FIELDS[shape] if isinstance(v := item.get(f), str) and v),
+               event_id)
     return Event(event_id, when, key.encode(), value)
 
 

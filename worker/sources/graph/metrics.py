@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 from worker.sources.graph.checkpoint import SKIP_REASONS
 from worker.sources.graph.errors import ACTIONS
 
-WAIT_REASONS: Final = ("throttled", "retry", "budget")
+WAIT_REASONS: Final = ("throttled", "retry", "budget", "export")
 SKIPPED_LABELS: Final = (*SKIP_REASONS, "unreadable")
 POLL_RESULTS: Final = ("committed", "abandoned")
 
@@ -31,7 +31,8 @@ class GraphMetrics:
             ["collection", "outcome"], registry=registry)
         self.waits = PromCounter(
             "enrollment_graph_waits", "Waits before a Graph request: throttled (429, or 500/503 "
-            "saying so), retry (faults), budget (requests per minute).",
+            "saying so), retry (faults), budget (requests per minute), export (a report job "
+            "not ready yet).",
             ["collection", "reason"], registry=registry)
         self.wait_seconds = PromCounter(
             "enrollment_graph_wait_seconds", "Seconds spent in those waits.",

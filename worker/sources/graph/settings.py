@@ -17,7 +17,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from worker.sources.graph.endpoints import COLLECTIONS
+from worker.sources.graph.endpoints import COLLECTIONS, DEFAULT_COLLECTIONS
 from worker.stream.settings import (
     ConfigError,
     Settings,
@@ -57,8 +57,9 @@ class GraphSettings(BaseModel):
         "https://login.chinacloudapi.cn)")
     ca_file: Path | None = Field(None, description="trust exactly this CA bundle for Graph "
                                  "and login (a TLS-inspecting proxy)")
-    collections: str = Field(",".join(COLLECTIONS), description="comma-separated: "
-                             + ", ".join(COLLECTIONS))
+    collections: str = Field(",".join(DEFAULT_COLLECTIONS), description="comma-separated: "
+                             + ", ".join(COLLECTIONS) + " (the report needs a ReadWrite "
+                             "permission, so it is off by default)")
     checkpoint_topic: str = Field("intune-enrollment-graph-checkpoints", min_length=1,
                                   description="compacted topic holding the checkpoints")
     transactional_id: str | None = Field(
@@ -75,6 +76,10 @@ class GraphSettings(BaseModel):
     max_attempts: int = Field(8, ge=1, description="attempts per request before the poll is "
                               "abandoned until the next interval")
     request_timeout_s: float = Field(60.0, gt=0.0, description="HTTP timeout per request")
+    export_poll_s: float = Field(10.0, gt=0.0, description="seconds between checks of a "
+                                 "report export job")
+    export_timeout_s: float = Field(900.0, gt=0.0, description="give up on an export job "
+                                    "(and poll again next interval) after this long")
 
     @field_validator("collections")
     @classmethod
