@@ -12,6 +12,10 @@ against it:
   ``{"@odata.context", "value": [...], "@odata.nextLink"}``, a bearer token required
   (401 ``InvalidAuthenticationToken`` otherwise), errors as ``{"error": {"code", "message",
   "innerError"}}``.
+* ``POST /beta/deviceManagement/reports/exportJobs`` and ``GET .../exportJobs('{id}')``
+  (``deviceManagementExportJob``: notStarted, inProgress, completed without then with ``url``)
+  and the pre-signed download: a zip with one CSV (byte-order mark, every field quoted), refused
+  if a bearer token comes with it.
 * Scripted faults, served in order to matching requests: throttling as 500 (Intune's query
   broker text, no Retry-After) and as 429 with Retry-After, 503 bursts, 401, 403.
 * Paging quirks: an event repeated on two consecutive pages; events added while polls run

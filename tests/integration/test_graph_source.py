@@ -296,3 +296,30 @@ def test_a_second_instance_fences_the_first(scenario: Scenario, outcome: Outcome
         older.close()
         if newer is not None:
             newer.close()
+
+
+def test_enrollment_activity_report_once(scenario: Scenario, outcome: Outcome) -> None:
+    """The optional report: two --once runs over a growing report publish each row once."""
+    from tests.graph_fake import enrollment_activity_row
+
+    state = scenario.state
+    state.report_rows = [enrollment_activity_row(n, _when(60 + n)) for n in range(6)]
+    extra = {"GRAPH_COLLECTIONS": "enrollmentActivity", "GRAPH_EXPORT_POLL_S": "0.2"}
+    txn = f"graph-it-{uuid.uuid4().hex[:8]}"
+    for added in (0, 3):
+        state.report_rows += [enrollment_activity_row(100 + added + n, _when(70 + n))
+                              for n in range(added)]
+        source = scenario.source(transactional_id=txn, extra=extra, once=True)
+        try:
+            assert source.proc is not None
+            assert source.proc.wait(90) == 0, source.logs()
+        finally:
+            source.close()
+    wanted = {r["EnrollmentActivityId"]: r for r in state.report_rows}
+    records = [r for r in read_topic(scenario.bootstrap, scenario.topics.input,
+                                     expect=len(outcome.records) + len(wanted), settle=3.0)
+               if r.headers.get("x-graph-collection") == b"enrollmentActivity"]
+    ids = Counter(r.value["EnrollmentActivityId"] for r in records)
+    assert ids == Counter(set(wanted)), ids
+    for r in records:
+        assert r.value == wanted[r.value["EnrollmentActivityId"]]
