@@ -21,14 +21,13 @@ from typing import Any
 
 import pytest
 
+from tests.graph_events import autopilot_event, troubleshooting_event
 from tests.graph_fake import (
     FakeGraph,
     FakeState,
     Fault,
     TlsFiles,
-    autopilot_event,
     self_signed,
-    troubleshooting_event,
 )
 from tests.integration.support import Record, Topics, WorkerProcess, read_topic, wait_for
 from worker.dev import devbroker
@@ -300,7 +299,7 @@ def test_a_second_instance_fences_the_first(scenario: Scenario, outcome: Outcome
 
 def test_enrollment_activity_report_once(scenario: Scenario, outcome: Outcome) -> None:
     """The optional report: two --once runs over a growing report publish each row once."""
-    from tests.graph_fake import enrollment_activity_row
+    from tests.graph_events import enrollment_activity_row
 
     state = scenario.state
     state.report_rows = [enrollment_activity_row(n, _when(60 + n)) for n in range(6)]

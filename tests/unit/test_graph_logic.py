@@ -9,7 +9,7 @@ import email.utils
 import orjson
 import pytest
 
-from tests.graph_fake import autopilot_event, troubleshooting_event
+from tests.graph_events import autopilot_event, troubleshooting_event
 from worker.sources.graph import checkpoint as cp
 from worker.sources.graph.backoff import BackoffPolicy, RequestBudget
 from worker.sources.graph.endpoints import COLLECTIONS
@@ -326,7 +326,8 @@ def test_export_rows_from_zip() -> None:
     import io
     import zipfile
 
-    from tests.graph_fake import enrollment_activity_row, report_zip
+    from tests.graph_events import enrollment_activity_row
+    from tests.graph_fake import report_zip
     from worker.sources.graph.exportjob import create_body, read_rows
 
     rows = [enrollment_activity_row(n, T0) for n in range(3)]

@@ -14,14 +14,13 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.graph_events import autopilot_event, troubleshooting_event
 from tests.graph_fake import (
     FakeGraph,
     FakeState,
     Fault,
     TlsFiles,
-    autopilot_event,
     self_signed,
-    troubleshooting_event,
 )
 from worker.sources.graph.auth import MsalTokens, certificate_credential
 from worker.sources.graph.backoff import BackoffPolicy, RequestBudget
@@ -248,7 +247,7 @@ def test_stop_during_a_wait(fake: FakeGraph, http: httpx.Client, state: FakeStat
 # --- the EnrollmentActivity report through an export job ---------------------------------
 
 def test_export_job_rows(fake: FakeGraph, http: httpx.Client, state: FakeState) -> None:
-    from tests.graph_fake import enrollment_activity_row
+    from tests.graph_events import enrollment_activity_row
     from worker.sources.graph.events import Event, read_event
     from worker.sources.graph.export import export_rows
 
