@@ -17,10 +17,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from prometheus_client import CollectorRegistry
 
 from worker._version import __version__
@@ -44,6 +44,7 @@ from worker.stream.loop import stop_on_signals
 from worker.stream.settings import for_command
 
 log = logging.getLogger("worker.sources.graph")
+T = TypeVar("T")
 EXIT_OK, EXIT_USAGE, EXIT_FATAL, EXIT_POLL_FAILED = 0, 2, 3, 4
 
 
@@ -67,9 +68,7 @@ def run(settings: source_settings.SourceSettings, stop: threading.Event,
     """Run until stopped (or one round with ``once``). Returns an exit code."""
     graph = settings.graph
     try:
-        credential: str | dict[str, str] = (
-            graph.client_secret.get_secret_value() if graph.client_secret is not None
-            else certificate_credential(graph.certificate_file))  # type: ignore[arg-type]
+        credential = _credential(graph)
     except ValueError as exc:
         print(f"error: --certificate-file / GRAPH_CERTIFICATE_FILE: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -86,13 +85,26 @@ def run(settings: source_settings.SourceSettings, stop: threading.Event,
                                              "metrics_port": server.server_port})
     http = _http_client(graph)
     try:
-        source = GraphSource(settings, http, credential=credential, health=health,
-                             metrics=metrics, stop=stop, clocks=clocks)
+        try:
+            source = GraphSource(settings, http, credential=credential, health=health,
+                                 metrics=metrics, stop=stop, clocks=clocks)
+        except KafkaException as exc:
+            log.error("invalid Kafka client configuration", extra={"error": str(exc.args[0])})
+            return EXIT_USAGE
         return source.run(once)
     finally:
         health.stopping = True
         http.close()
         server.shutdown()
+
+
+def _credential(graph: source_settings.GraphSettings) -> str | dict[str, str]:
+    """The secret, else the certificate (the settings hold exactly one). Raises ValueError."""
+    if graph.client_secret is not None:
+        return graph.client_secret.get_secret_value()
+    if graph.certificate_file is None:
+        raise ValueError("no credential")
+    return certificate_credential(graph.certificate_file)
 
 
 def _http_client(graph: source_settings.GraphSettings) -> httpx.Client:
@@ -158,21 +170,25 @@ class GraphSource:
             self.producer.flush(10)
 
     def _start(self) -> None:
-        while True:
-            try:
-                self.publisher.start()
-                break
-            except WindowAborted as exc:  # brokers not reachable yet: keep trying
-                log.warning("Kafka not ready", extra={"error": str(exc)})
-                if self.sleep(5.0):
-                    raise Stopped() from exc
+        self._until_kafka_answers(self.publisher.start)
         self.health.started = True
-        self.checkpoints = self.publisher.load_checkpoints(self.graph.collection_names())
+        self.checkpoints = self._until_kafka_answers(
+            lambda: self.publisher.load_checkpoints(self.graph.collection_names()))
         for name, checkpoint in self.checkpoints.items():
             if checkpoint.updated_at is not None:
                 self.metrics.checkpoints.updated[name] = checkpoint.updated_at
         self.health.checkpoints_loaded = True
         self.health.beat()
+
+    def _until_kafka_answers(self, op: Callable[[], T]) -> T:
+        """Brokers not reachable yet (a cluster starting with us): keep trying, 5 s apart."""
+        while True:
+            try:
+                return op()
+            except WindowAborted as exc:
+                log.warning("Kafka not ready", extra={"error": str(exc)})
+                if self.sleep(5.0):
+                    raise Stopped() from exc
 
     def _read(self, collection: Collection) -> list[Any]:
         if collection.kind == "export":

@@ -14,13 +14,20 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from worker.sources.graph.checkpoint import Checkpoint, checkpoint_key, decode, encode
 from worker.sources.graph.endpoints import COLLECTION_HEADER
 from worker.sources.graph.events import Event
-from worker.stream.clients import consumer_config
+from worker.stream.clients import consumer_config, consumer_error_kind, kafka_error
 from worker.stream.commit import FatalKafkaError, WindowAborted, produce, retry
 from worker.stream.settings import Settings
 
@@ -80,8 +87,19 @@ class Publisher:
     def load_checkpoints(self, collections: Iterable[str], *, timeout_s: float = 60.0
                          ) -> dict[str, Checkpoint]:
         """The latest committed checkpoint of each collection (an empty one when none).
-        Creates the compacted topic if it is missing. Raises FatalKafkaError, or
-        CheckpointError for a record that cannot be read."""
+        Creates the compacted topic if it is missing. Raises WindowAborted (the cluster did
+        not answer in time: try again), FatalKafkaError, or CheckpointError for a record that
+        cannot be read."""
+        try:
+            return self._load(collections, timeout_s)
+        except KafkaException as exc:  # metadata or admin requests that timed out
+            err = kafka_error(exc)
+            # Judged like a consumer's errors: timeouts and transport are transient here.
+            if err is not None and consumer_error_kind(err) == "fatal":
+                raise FatalKafkaError(f"checkpoints: {err}") from exc
+            raise WindowAborted(f"checkpoints: {err or exc}") from exc
+
+    def _load(self, collections: Iterable[str], timeout_s: float) -> dict[str, Checkpoint]:
         self._ensure_topic()
         wanted = {checkpoint_key(self.tenant, c): c for c in collections}
         found: dict[str, Checkpoint] = {c: Checkpoint() for c in wanted.values()}
