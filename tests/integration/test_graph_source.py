@@ -312,6 +312,7 @@ def test_enrollment_activity_report_once(scenario: Scenario, outcome: Outcome) -
         try:
             assert source.proc is not None
             assert source.proc.wait(90) == 0, source.logs()
+            assert "sig=" not in source.logs(), "the download link's signature was logged"
         finally:
             source.close()
     wanted = {r["EnrollmentActivityId"]: r for r in state.report_rows}

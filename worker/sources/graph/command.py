@@ -53,6 +53,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     if isinstance(settings, int):
         return settings
     logs.setup(settings.kafka.log_level)
+    # httpx logs every request's URL at INFO; a report download's URL carries its signature.
+    # The source logs what matters (retries, outcomes) itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return run(settings, stop_on_signals(), CollectorRegistry(),
                once=bool(getattr(args, "once", False)))
 
