@@ -1,4 +1,5 @@
-"""Command line: ``run`` (the stream worker), ``classify`` (JSON Lines) and ``schema``.
+"""Command line: ``run`` (the stream worker), ``pull-graph`` (the Graph source), ``classify``
+(JSON Lines) and ``schema``.
 
 Exit codes: 0 success, 1 a check failed (``schema --check``; ``classify``: rows of a report
 export that could not be read, listed on stderr), 2 bad usage or unreadable file, 3 the worker
@@ -68,6 +69,16 @@ def _parser() -> argparse.ArgumentParser:
                          "the results. Every flag has an environment variable; see README.")
     add_run_arguments(run)
     run.set_defaults(handler=_run)
+
+    from worker.sources.graph.settings import add_arguments as add_graph_arguments
+    pull = sub.add_parser("pull-graph", help="poll Microsoft Graph for Intune troubleshooting "
+                          "and Autopilot events and publish them to the input topic",
+                          description="Read deviceManagement/troubleshootingEvents and "
+                          "autopilotEvents (beta) for one tenant with app-only credentials and "
+                          "publish each new event exactly once to the input topic. Every flag "
+                          "has an environment variable; see README.")
+    add_graph_arguments(pull)
+    pull.set_defaults(handler=_pull_graph)
 
     demo = sub.add_parser("demo", help="development: local broker + sample stream + worker, "
                           "with live counts", description="Start a local Kafka broker (or use "
@@ -200,6 +211,12 @@ def _demo(args: argparse.Namespace) -> int:
     from worker.dev.demo import main as demo_main
 
     return demo_main(args)
+
+
+def _pull_graph(args: argparse.Namespace) -> int:
+    from worker.sources.graph.command import run_from_args
+
+    return run_from_args(args)
 
 
 def _run(args: argparse.Namespace) -> int:

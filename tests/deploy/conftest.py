@@ -27,6 +27,7 @@ DEPLOY = REPO / "deploy"
 KUSTOMIZE_DIRS = {
     "base": DEPLOY / "kubernetes" / "base",
     "event-hubs": DEPLOY / "kubernetes" / "overlays" / "event-hubs",
+    "graph-source": DEPLOY / "kubernetes" / "overlays" / "graph-source",
 }
 # Kubernetes version the manifests are validated against (kubernetes-validate bundles the
 # schemas; keep within its supported range).

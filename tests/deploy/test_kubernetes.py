@@ -48,7 +48,7 @@ PARTITIONS_ANNOTATION = "enrollment-classifier.io/input-partitions"
 Docs = list[dict[str, Any]]
 
 
-@pytest.fixture(params=["base", "event-hubs"])
+@pytest.fixture(params=["base", "event-hubs", "graph-source"])
 def docs(request: pytest.FixtureRequest, rendered: dict[str, Docs]) -> Docs:
     return rendered[request.param]
 
@@ -148,8 +148,17 @@ def test_strict_validation_rejects_unknown_fields(
 # --- Deployment policy -----------------------------------------------------------------------
 
 
+def _deployments(docs: Docs) -> list[dict[str, Any]]:
+    """The worker's and, where an overlay adds it, the Graph source's."""
+    return [d for d in docs if d["kind"] == "Deployment"]
+
+
 def test_pod_security(docs: Docs) -> None:
-    pod = _deployment(docs)["spec"]["template"]["spec"]
+    for deployment in _deployments(docs):
+        _check_pod_security(deployment["spec"]["template"]["spec"])
+
+
+def _check_pod_security(pod: dict[str, Any]) -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] >= 10000
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"

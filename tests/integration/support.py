@@ -179,8 +179,9 @@ class WorkerProcess:
     def __init__(self, bootstrap: str, topics: Topics, group: str, *,
                  guarantee: str = "exactly-once", transactional_id: str | None = None,
                  env: dict[str, str] | None = None, log_dir: Path,
-                 port: int | None = None) -> None:
+                 port: int | None = None, command: tuple[str, ...] = ("run",)) -> None:
         self.port = port or free_port()  # a restarted worker keeps its scrape address
+        self.command = command
         self.env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                     "CLASSIFIER_INPUT_TOPIC": topics.input,
                     "CLASSIFIER_OUTPUT_TOPIC": topics.output,
@@ -197,7 +198,7 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         self.log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "worker", "run"], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "worker", *self.command], cwd=ROOT,
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         return self
 

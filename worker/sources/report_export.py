@@ -57,10 +57,15 @@ def is_export_file(path: Path, head: bytes) -> bool:
 def read_rows(path: Path) -> Iterator[Row | BadRow]:
     """Every data row of the export at ``path``. Raises ExportFileError, OSError."""
     data = path.read_bytes()
-    zipped = data.startswith(ZIP_MAGIC)
-    if not zipped and path.suffix.lower() == ".zip":
+    if not data.startswith(ZIP_MAGIC) and path.suffix.lower() == ".zip":
         raise ExportFileError(f"{path.name} is not a zip file (it does not start as one)")
-    text = _csv_text(_unzipped(data, path.name) if zipped else data)
+    return rows_in(data, path.name)
+
+
+def rows_in(data: bytes, name: str) -> Iterator[Row | BadRow]:
+    """Every data row of an export held in memory, zipped or not (the Graph source downloads
+    one). Raises ExportFileError."""
+    text = _csv_text(_unzipped(data, name) if data.startswith(ZIP_MAGIC) else data)
     return rows_of(text)
 
 

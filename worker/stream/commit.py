@@ -119,33 +119,8 @@ class _Base:
     def produce(self, topic: str, value: bytes, key: bytes | None,
                 headers: Headers) -> None:
         """Queue one output. Raises WindowAborted (re-read) or FatalKafkaError (exit)."""
-        try:
-            try:
-                self.producer.produce(topic, value, key, headers=headers)
-            except BufferError:
-                self._produce_when_room(topic, value, key, headers)
-        except KafkaException as exc:
-            err = kafka_error(exc)
-            if err is not None and error_kind(err) == "fatal":
-                raise FatalKafkaError(f"produce: {err}") from exc
-            raise WindowAborted(f"produce to {topic}: {err}") from exc
-
-    def _produce_when_room(self, topic: str, value: bytes, key: bytes | None,
-                           headers: Headers) -> None:
-        # Backpressure: the local queue is full. Serve delivery reports to make room and try
-        # the same message again; never drop it.
-        deadline = self.clock() + self.produce_block_s
-        while True:
-            if self.clock() > deadline:
-                raise WindowAborted(f"producer queue still full after "
-                                    f"{self.produce_block_s:.0f}s")
-            self.on_backpressure()
-            self.producer.poll(0.1)
-            try:
-                self.producer.produce(topic, value, key, headers=headers)
-                return
-            except BufferError:
-                continue
+        produce(self.producer, topic, value, key, headers, clock=self.clock,
+                block_s=self.produce_block_s, on_backpressure=self.on_backpressure)
 
     def _rewind(self) -> None:
         # Partitions being revoked or lost are not ours to seek: the client unassigns them
@@ -158,23 +133,63 @@ class _Base:
         self.window = Window()
 
     def _retry(self, what: str, op: Callable[[], T]) -> T:
-        """Run a Kafka operation, retrying retriable errors until op_timeout_s has passed."""
-        deadline = self.clock() + self.op_timeout_s
-        delay = 0.05
-        while True:
-            try:
-                return op()
-            except KafkaException as exc:
-                err = kafka_error(exc)
-                kind = error_kind(err) if err is not None else "fatal"
-                if kind == "retriable" and self.clock() < deadline:
-                    log.warning("retrying Kafka operation", extra={"op": what, "error": str(err)})
-                    time.sleep(delay)
-                    delay = min(delay * 2, 1.0)
-                    continue
-                if kind == "fatal":
-                    raise FatalKafkaError(f"{what}: {err}") from exc
-                raise WindowAborted(f"{what}: {err}") from exc
+        return retry(what, op, clock=self.clock, timeout_s=self.op_timeout_s)
+
+
+def produce(producer: Producer, topic: str, value: bytes, key: bytes | None, headers: Headers,
+            *, clock: Clock, block_s: float, on_backpressure: Callable[[], None]) -> None:
+    """Queue one message, waiting (up to ``block_s``) while the local queue is full. Raises
+    WindowAborted (abort and redo) or FatalKafkaError (exit)."""
+    try:
+        try:
+            producer.produce(topic, value, key, headers=headers)
+        except BufferError:
+            _produce_when_room(producer, topic, value, key, headers, clock=clock,
+                               block_s=block_s, on_backpressure=on_backpressure)
+    except KafkaException as exc:
+        err = kafka_error(exc)
+        if err is not None and error_kind(err) == "fatal":
+            raise FatalKafkaError(f"produce: {err}") from exc
+        raise WindowAborted(f"produce to {topic}: {err}") from exc
+
+
+def _produce_when_room(producer: Producer, topic: str, value: bytes, key: bytes | None,
+                       headers: Headers, *, clock: Clock, block_s: float,
+                       on_backpressure: Callable[[], None]) -> None:
+    # Backpressure: the local queue is full. Serve delivery reports to make room and try
+    # the same message again; never drop it.
+    deadline = clock() + block_s
+    while True:
+        if clock() > deadline:
+            raise WindowAborted(f"producer queue still full after {block_s:.0f}s")
+        on_backpressure()
+        producer.poll(0.1)
+        try:
+            producer.produce(topic, value, key, headers=headers)
+            return
+        except BufferError:
+            continue
+
+
+def retry(what: str, op: Callable[[], T], *, clock: Clock, timeout_s: float) -> T:
+    """Run a Kafka operation, retrying retriable errors until ``timeout_s`` has passed.
+    Raises WindowAborted (abortable, or retries ran out) or FatalKafkaError."""
+    deadline = clock() + timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return op()
+        except KafkaException as exc:
+            err = kafka_error(exc)
+            kind = error_kind(err) if err is not None else "fatal"
+            if kind == "retriable" and clock() < deadline:
+                log.warning("retrying Kafka operation", extra={"op": what, "error": str(err)})
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if kind == "fatal":
+                raise FatalKafkaError(f"{what}: {err}") from exc
+            raise WindowAborted(f"{what}: {err}") from exc
 
 
 class TransactionalCommitter(_Base):

@@ -15,7 +15,6 @@ import argparse
 import gc
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from worker.stream.commit import (
     make_committer,
 )
 from worker.stream.metrics import WorkerMetrics, brokers_up
-from worker.stream.settings import ConfigError, Settings, environment, load_settings
+from worker.stream.settings import Settings, for_command, load_settings
 
 log = logging.getLogger("worker")
 EXIT_OK, EXIT_USAGE, EXIT_FATAL = 0, 2, 3
@@ -53,19 +52,19 @@ _NO_TRANSACTIONS = frozenset({KafkaError.UNSUPPORTED_VERSION, KafkaError._UNSUPP
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Entry point of ``python -m worker run``: settings, logging, signals, then run()."""
-    try:
-        settings = load_settings(args, environment())
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if getattr(args, "print_config", False):
-        print(settings)
-        return EXIT_OK
+    settings = for_command(args, load_settings)
+    if isinstance(settings, int):
+        return settings
     logs.setup(settings.log_level)
+    return run(settings, stop_on_signals(), CollectorRegistry())
+
+
+def stop_on_signals() -> threading.Event:
+    """An event SIGTERM and SIGINT set: the process's one way to be asked to stop."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: stop.set())
-    return run(settings, stop, CollectorRegistry())
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    return stop
 
 
 def run(settings: Settings, stop: threading.Event, registry: CollectorRegistry,

@@ -14,13 +14,22 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+class Probe(Protocol):
+    """What the probe endpoints ask; the stream worker's :class:`Health` is one, the Graph
+    source has its own."""
+
+    def live(self) -> bool: ...
+    def ready(self) -> bool: ...
+    def status(self) -> dict[str, Any]: ...
 
 
 @dataclass(slots=True)
@@ -66,7 +75,7 @@ class Health:
                 "stopping": self.stopping}
 
 
-def make_app(registry: CollectorRegistry, health: Health,
+def make_app(registry: CollectorRegistry, health: Probe,
              lock: AbstractContextManager[Any] | None = None) -> Callable[..., Iterable[bytes]]:
     metrics_app = make_wsgi_app(registry)
     guard = lock if lock is not None else contextlib.nullcontext()
@@ -100,7 +109,7 @@ class _QuietHandler(WSGIRequestHandler):
         pass  # probes hit this every few seconds; access logs would drown the useful ones
 
 
-def serve(address: str, port: int, registry: CollectorRegistry, health: Health,
+def serve(address: str, port: int, registry: CollectorRegistry, health: Probe,
           lock: AbstractContextManager[Any] | None = None) -> tuple[WSGIServer, threading.Thread]:
     """Start the HTTP server on a daemon thread. Raises OSError if the port is taken."""
     server = make_server(address, port, make_app(registry, health, lock), _Server,

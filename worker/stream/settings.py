@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -110,14 +111,12 @@ def is_secret(rdkafka_key: str) -> bool:
     return any(word in rdkafka_key for word in _SECRET_WORDS)
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per Settings field, help text from the field, env name in the help."""
-    for name, field in Settings.model_fields.items():
-        if name in ("kafka_config", "pseudonymize_key"):
-            continue
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
-                            metavar=name.split("_")[-1].upper(),
-                            help=f"{field.description or name} [env {env_name(name)}]")
+def add_run_arguments(parser: argparse.ArgumentParser,
+                      only: Collection[str] | None = None) -> None:
+    """One flag per Settings field (or per field in ``only``), help text from the field, env
+    name in the help."""
+    add_model_arguments(parser, Settings, env_name,
+                        skip=("kafka_config", "pseudonymize_key"), only=only)
     parser.add_argument("--kafka-config", action="append", default=[], metavar="KEY=VALUE",
                         help="librdkafka property for all clients, repeatable [env "
                         "RDKAFKA_<KEY>]; secrets only via environment or *_FILE")
@@ -125,26 +124,50 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print the effective configuration (secrets masked) and exit")
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
+                        env_of: Callable[[str], str], *, skip: Collection[str] = (),
+                        only: Collection[str] | None = None) -> None:
+    """A flag per field of ``model`` (``--field-name``), its environment variable in the help.
+    Fields in ``skip`` (secrets, structured values) get no flag."""
+    for name, field in model.model_fields.items():
+        if name in skip or (only is not None and name not in only):
+            continue
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                            metavar=name.split("_")[-1].upper(),
+                            help=f"{field.description or name} [env {env_of(name)}]")
+
+
 def load_settings(args: argparse.Namespace | None, environ: Mapping[str, str]) -> Settings:
     """Merge defaults < environment < flags and validate. Raises ConfigError."""
+    kafka_config = _rdkafka_config(environ, getattr(args, "kafka_config", None) or [])
+    return load_model(Settings, args, environ, env_name, fixed={"kafka_config": kafka_config})
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model(model: type[M], args: argparse.Namespace | None, environ: Mapping[str, str],
+               env_of: Callable[[str], str], *, fixed: Mapping[str, Any] | None = None) -> M:
+    """Any settings model the same way: defaults < environment (``_FILE`` read from files) <
+    flags, then validation; ``fixed`` values are set as given. Raises ConfigError naming each
+    bad field with its flag and variable."""
     values: dict[str, Any] = {}
-    for name in Settings.model_fields:
-        if name == "kafka_config":
+    for name in model.model_fields:
+        if fixed and name in fixed:
             continue
-        env_value = _env(environ, env_name(name))
+        env_value = _env(environ, env_of(name))
         if env_value is not None:
             values[name] = env_value
         flag = getattr(args, name, None) if args is not None else None
         if flag is not None:
             values[name] = flag
-    values["kafka_config"] = _rdkafka_config(environ, getattr(args, "kafka_config", None) or [])
     try:
-        return Settings(**values)
+        return model(**values, **(fixed or {}))
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
-            where = f"--{field.replace('_', '-')} / {env_name(field)}"
+            where = f"--{field.replace('_', '-')} / {env_of(field)}"
             problems.append(f"  {field} ({where}): {err['msg']}")
         raise ConfigError("invalid configuration:\n" + "\n".join(problems)) from None
 
@@ -181,6 +204,24 @@ def _rdkafka_config(environ: Mapping[str, str], flags: list[str]) -> dict[str, S
                               "_FILE (or the variable itself) instead")
         config[key] = value
     return config
+
+
+S = TypeVar("S")
+
+
+def for_command(args: argparse.Namespace,
+                load: Callable[[argparse.Namespace, Mapping[str, str]], S]) -> S | int:
+    """A command's settings, or the exit code to return: 2 after printing what is wrong with
+    the configuration, 0 after ``--print-config`` printed it (secrets masked)."""
+    try:
+        settings = load(args, environment())
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if getattr(args, "print_config", False):
+        print(settings)
+        return 0
+    return settings
 
 
 def environment() -> Mapping[str, str]:
