@@ -152,7 +152,7 @@ def test_aadsts_numbers(text: str, detail: str, evidence: str) -> None:
      "preProvisioningNotAllowed"),
     ({"failureReason": "0x8018000A", "enrollmentType": "userEnrollment"}, "deviceAlreadyEnrolled"),
     ({"failureReason": "0x8018000A", "enrollmentType": "windowsCoManagement"},
-     "existingManagementProfile"),
+     "deviceAlreadyEnrolled"),
     ({"failureReason": "2149056522: the device is enrolled in another MDM"},
      "existingManagementProfile"),
 ])
@@ -165,8 +165,9 @@ def test_enrollment_type_and_wording_refine_a_code(record: dict[str, Any], detai
 
 def test_refinement_reads_the_log_rows_enrollment_type() -> None:
     row = {"operationName": "Enrollment", "resultType": "Fail",
-           "properties": {"FailureReason": "0x8018000A", "EnrollmentType": "WindowsCoManagement"}}
-    assert one_event(row)["detailReason"] == "existingManagementProfile"
+           "properties": {"FailureReason": "0x80180005",
+                          "EnrollmentType": "AzureADJoinedWithWhiteGlove"}}
+    assert one_event(row)["detailReason"] == "preProvisioningNotAllowed"
 
 
 # --- cues -----------------------------------------------------------------------------------
@@ -295,7 +296,7 @@ def test_identity_provider_block_is_not_an_esp_timeout() -> None:
 
 
 def test_another_mdm_gets_the_mdm_fix_not_the_user_fix() -> None:
-    mdm = one_event({"failureReason": "0x8018000A", "enrollmentType": "windowsCoManagement"})
+    mdm = one_event({"failureReason": "0x8018000A: the device is managed by another MDM"})
     user = one_event({"failureReason": "0x8018000A", "enrollmentType": "userEnrollment"})
     assert "MDM" in mdm["remediation"][0]["summary"]
     assert "user" in user["remediation"][0]["summary"]

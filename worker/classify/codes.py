@@ -186,10 +186,10 @@ REFINEMENTS: Final[tuple[Refinement, ...]] = (
     Refinement("serverError", "preProvisioningNotAllowed",
                ("azureadjoinedwithwhiteglove", "offlinedomainjoinedwithwhiteglove"),
                (" pre provision", " preprovision", " white glove", " technician")),
-    # Windows auto-enrollment: 0x8018000A (2149056522) while another MDM manages the device,
-    # not another user; co-management and GPO auto-enrollment have no second user.
-    Refinement("deviceAlreadyEnrolled", "existingManagementProfile",
-               ("windowscomanagement", "windowsautoenrollment"),
+    # 0x8018000A (2149056522) is "another user enrolled or joined the device" unless the text
+    # says another MDM holds it. The enrollment type alone does not tell: a co-managed or
+    # auto-enrolled device can just as well carry a previous user's enrollment.
+    Refinement("deviceAlreadyEnrolled", "existingManagementProfile", (),
                (" another mdm", " other mdm", " mdm solution", " mdm provider",
                 " third party mdm")),
 )
