@@ -68,7 +68,7 @@ def _run(bootstrap: str, t: Topics, group: str, log_dir: Path, *args: str) -> di
 def dead_lettered(kafka_bootstrap: str, topics: Callable[[int], Topics], unique_group: str,
                   tmp_path: Path) -> DeadLettered:
     t = topics(3)
-    produced = produce_samples(kafka_bootstrap, t.input, samples(400, seed=31, bad_ratio=0.03))
+    produced = produce_samples(kafka_bootstrap, t.input, samples(400, seed=32, bad_ratio=0.03))
     worker = WorkerProcess(kafka_bootstrap, t, unique_group, log_dir=tmp_path,
                            env={"CLASSIFIER_MAX_MESSAGE_BYTES": SMALL_LIMIT}).start()
     try:
