@@ -88,9 +88,13 @@ def dead_lettered(kafka_bootstrap: str, topics: Callable[[int], Topics], unique_
     return DeadLettered(t, unique_group, produced, outputs, dead)
 
 
-def _halfway(d: DeadLettered, bootstrap: str, log_dir: Path, *args: str) -> WorkerProcess:
-    """A replay started with one transaction per dead letter (slow enough to be caught), once
-    its progress group has committed some but not all of the dead-letter topic."""
+def _halfway(d: DeadLettered, bootstrap: str, new_topic: Callable[..., str], log_dir: Path
+             ) -> tuple[WorkerProcess, str, tuple[str, ...]]:
+    """A replay (with a copies topic) started with one transaction per dead letter (slow enough
+    to be caught), once its progress group has committed some but not all of the dead-letter
+    topic; returns it with the copies topic and the arguments a rerun needs."""
+    copies_topic = new_topic(1, "copies")
+    args = ("replay-dead-letters", "--to-topic", copies_topic)
     end = max(r.offset for r in d.dead) + 1
     job = _job(bootstrap, d.topics, d.group, log_dir, *args, "--commit-every", "1")
     progress = Consumer({"bootstrap.servers": bootstrap,
@@ -103,7 +107,7 @@ def _halfway(d: DeadLettered, bootstrap: str, log_dir: Path, *args: str) -> Work
     finally:
         progress.close()
     assert job.alive(), "the replay ended before it could be stopped:\n" + job.logs()
-    return job
+    return job, copies_topic, args
 
 
 def _replayed(records: list[Record]) -> list[Record]:
@@ -170,9 +174,7 @@ def test_replay_killed_halfway_and_rerun_publishes_each_record_once(
         dead_lettered: DeadLettered, kafka_bootstrap: str, new_topic: Callable[..., str],
         tmp_path: Path) -> None:
     d = dead_lettered
-    copies_topic = new_topic(1, "copies")
-    args = ("replay-dead-letters", "--to-topic", copies_topic)
-    job = _halfway(d, kafka_bootstrap, tmp_path, *args)
+    job, copies_topic, args = _halfway(d, kafka_bootstrap, new_topic, tmp_path)
     try:
         assert job.proc is not None
         job.proc.send_signal(signal.SIGKILL)
@@ -190,9 +192,7 @@ def test_replay_stopped_by_sigterm_commits_its_transaction_and_exits_4(
         dead_lettered: DeadLettered, kafka_bootstrap: str, new_topic: Callable[..., str],
         tmp_path: Path) -> None:
     d = dead_lettered
-    copies_topic = new_topic(1, "copies")
-    args = ("replay-dead-letters", "--to-topic", copies_topic)
-    job = _halfway(d, kafka_bootstrap, tmp_path, *args)
+    job, copies_topic, args = _halfway(d, kafka_bootstrap, new_topic, tmp_path)
     try:
         code, took = job.terminate(timeout=30)
         assert code == 4 and took < 30, job.logs()
