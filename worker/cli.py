@@ -1,9 +1,11 @@
 """Command line: ``run`` (the stream worker), ``pull-graph`` (the Graph source), ``classify``
-(JSON Lines) and ``schema``.
+(JSON Lines), ``schema``, and the batch jobs ``replay-dead-letters`` and ``reclassify``
+(:mod:`worker.jobs.cli`).
 
 Exit codes: 0 success, 1 a check failed (``schema --check``; ``classify``: rows of a report
 export that could not be read, listed on stderr), 2 bad usage or unreadable file, 3 the worker
-stopped on a fatal Kafka or configuration error.
+stopped on a fatal Kafka or configuration error; the jobs add 4 (stopped by a signal before
+the end, progress kept).
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
                           "has an environment variable; see README.")
     add_graph_arguments(pull)
     pull.set_defaults(handler=_pull_graph)
+
+    from worker.jobs.cli import add_job_parsers
+    add_job_parsers(sub)
 
     demo = sub.add_parser("demo", help="development: local broker + sample stream + worker, "
                           "with live counts", description="Start a local Kafka broker (or use "

@@ -28,7 +28,11 @@ KUSTOMIZE_DIRS = {
     "base": DEPLOY / "kubernetes" / "base",
     "event-hubs": DEPLOY / "kubernetes" / "overlays" / "event-hubs",
     "graph-source": DEPLOY / "kubernetes" / "overlays" / "graph-source",
+    # The base plus one batch Job each (kustomize components under kubernetes/components/).
+    "replay-dead-letters": DEPLOY / "kubernetes" / "overlays" / "replay-dead-letters",
+    "reclassify": DEPLOY / "kubernetes" / "overlays" / "reclassify",
 }
+JOB_OVERLAYS = ("replay-dead-letters", "reclassify")
 # Kubernetes version the manifests are validated against (kubernetes-validate bundles the
 # schemas; keep within its supported range).
 KUBERNETES_VERSION = "1.32.0"

@@ -102,6 +102,8 @@ class Record:
     key: bytes | None
     value: dict[str, Any]
     headers: dict[str, bytes]
+    raw: bytes = b""  # the value as it is on the wire
+    raw_headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 120.0,
@@ -129,7 +131,8 @@ def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 120.
                 if m.error() is None:
                     records.append(Record(m.topic() or "", m.partition() or 0, m.offset() or 0,
                                           m.key(), orjson.loads(m.value() or b"null"),
-                                          dict(m.headers() or [])))
+                                          dict(m.headers() or []), m.value() or b"",
+                                          list(m.headers() or [])))
     finally:
         consumer.close()
 
@@ -174,7 +177,8 @@ def read_and_check(bootstrap: str, topics: Topics,
 
 
 class WorkerProcess:
-    """``python -m worker run`` as a real child process, configured through the environment."""
+    """``python -m worker run`` as a real child process, configured through the environment;
+    ``command`` runs another subcommand (a batch job) with the same configuration."""
 
     def __init__(self, bootstrap: str, topics: Topics, group: str, *,
                  guarantee: str = "exactly-once", transactional_id: str | None = None,
@@ -256,6 +260,14 @@ class WorkerProcess:
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout)
         return code, time.monotonic() - start
+
+    def wait(self, timeout: float = 120.0) -> int:
+        """Wait for the process to end by itself (a batch job); its exit code."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running after {timeout:.0f}s:\n{self.logs()}") from None
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -154,10 +154,16 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 def create_clients(settings: Settings, *, on_stats: Callable[[str], None],
                    on_error: Callable[[KafkaError], None],
                    on_delivery: Callable[[KafkaError | None, Any], None],
+                   consumer_overrides: Mapping[str, Any] | None = None,
                    ) -> tuple[Consumer, Producer]:
-    """Build both clients. Raises KafkaException on invalid configuration."""
+    """Build both clients. Raises KafkaException on invalid configuration.
+
+    ``consumer_overrides`` are set last on the consumer (the batch jobs ask for
+    partition-EOF events, to know where a partition ends).
+    """
     # librdkafka's own log lines go through Python logging, so they come out as JSON too.
-    consumer = Consumer({**consumer_config(settings), "stats_cb": on_stats, "error_cb": on_error,
+    consumer = Consumer({**consumer_config(settings), **(consumer_overrides or {}),
+                         "stats_cb": on_stats, "error_cb": on_error,
                          "logger": logging.getLogger("librdkafka.consumer")})
     producer = Producer({**producer_config(settings), "error_cb": on_error,
                          "on_delivery": on_delivery,

@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from prometheus_client import CollectorRegistry
 
 from worker import core_build
-from worker.classify.core import Classified, CoreOptions, DeadLetter, Source, classify_message
+from worker.classify.core import Classified, DeadLetter, Source, classify_message
 from worker.stream import logs, probes
 from worker.stream.clients import (
     AUTH_CODES,
@@ -41,7 +41,7 @@ from worker.stream.commit import (
     make_committer,
 )
 from worker.stream.metrics import WorkerMetrics, brokers_up
-from worker.stream.settings import Settings, for_command, load_settings
+from worker.stream.settings import Settings, core_options, for_command, load_settings
 
 log = logging.getLogger("worker")
 EXIT_OK, EXIT_USAGE, EXIT_FATAL = 0, 2, 3
@@ -102,11 +102,7 @@ class StreamWorker:
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.settings, self.metrics, self.health, self.clock = settings, metrics, health, clock
         self.wall_clock = wall_clock
-        self.options = CoreOptions(
-            max_message_bytes=settings.max_message_bytes,
-            max_dead_letter_payload=settings.max_dead_letter_payload,
-            pseudonymize_key=(settings.pseudonymize_key.get_secret_value().encode()
-                              if settings.pseudonymize_key else None))
+        self.options = core_options(settings)
         self.fatal: KafkaError | None = None
         self.consumer, self.producer = create_clients(
             settings, on_stats=self._on_stats, on_error=self._on_error,

@@ -23,6 +23,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from worker.classify.core import CoreOptions
+
 ENV_PREFIX = "CLASSIFIER_"
 RDKAFKA_PREFIX = "RDKAFKA_"
 _SECRET_WORDS = ("password", "secret", "key.pem", "token", "connection")
@@ -101,6 +103,14 @@ class Settings(BaseModel):
         return " ".join(f"{k}={v}" for k, v in shown.items())
 
     __repr__ = __str__
+
+
+def core_options(settings: Settings) -> CoreOptions:
+    """The classifier core's limits and pseudonymisation key, as every command applies them."""
+    key = settings.pseudonymize_key
+    return CoreOptions(max_message_bytes=settings.max_message_bytes,
+                       max_dead_letter_payload=settings.max_dead_letter_payload,
+                       pseudonymize_key=key.get_secret_value().encode() if key else None)
 
 
 def env_name(field: str) -> str:
