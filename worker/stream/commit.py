@@ -218,7 +218,7 @@ def produce(producer: Producer, topic: str, value: bytes, key: bytes | None, hea
     except KafkaException as exc:
         err = kafka_error(exc)
         if err is not None and error_kind(err) == "fatal":
-            raise FatalKafkaError(f"produce: {err}") from exc
+            raise FatalKafkaError(f"produce: {err}", err) from exc
         raise WindowAborted(f"produce to {topic}: {err}") from exc
 
 

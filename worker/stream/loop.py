@@ -235,12 +235,17 @@ class StreamWorker:
         """Fenced because our own transaction outlived transaction.timeout.ms: the broker has
         aborted it (nothing of it is visible or committed), so a fresh producer with the same
         transactional id carries on safely. Any other fatal error ends the worker."""
-        if exc.error is None or not fenced(exc.error) or not self.committer.outlived_transaction():
+        # Once our transaction outlived the timeout the coordinator has aborted it, whatever
+        # the client makes of that (fenced, INVALID_TXN_STATE, _STATE on produce); only bad
+        # credentials are not the timeout's doing.
+        if not self.committer.outlived_transaction() or (
+                exc.error is not None and exc.error.code() in AUTH_CODES):
             return False
         log.warning("fenced after our transaction outlived transaction.timeout.ms (the worker "
                     "was frozen or cut off from the broker); the broker aborted it and its "
                     "input is read again; going on with a fresh producer",
-                    extra={"error": str(exc)})
+                    extra={"error": str(exc),
+                           "fenced": exc.error is not None and fenced(exc.error)})
         self.metrics.transactions.labels("aborted").inc()
         self.fatal = None
         self.committer.renew(self._producer())
