@@ -4,8 +4,8 @@
 
 Exit codes: 0 success, 1 a check failed (``schema --check``; ``classify``: rows of a report
 export that could not be read, listed on stderr), 2 bad usage or unreadable file, 3 the worker
-stopped on a fatal Kafka or configuration error; the jobs add 4 (stopped by a signal before
-the end, progress kept).
+stopped on a fatal Kafka or configuration error, 4 the worker's shutdown budget ran out inside
+a Kafka call (the jobs: stopped by a signal before the end, progress kept).
 """
 
 from __future__ import annotations

@@ -230,6 +230,9 @@ def test_shutdown_and_rollout(docs: Docs) -> None:
     deployment = _deployment(docs)
     pod = deployment["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] > 30
+    budget_ms = int(_config(docs).get("CLASSIFIER_SHUTDOWN_BUDGET_MS", "25000"))
+    assert budget_ms + 5000 <= pod["terminationGracePeriodSeconds"] * 1000, \
+        "the worker's shutdown budget must end well before the kubelet's SIGKILL"
     assert "replicas" not in deployment["spec"], "KEDA owns the replica count"
     container = _container(docs)
     assert "command" not in container, "keep the image's exec-form ENTRYPOINT (PID 1 gets SIGTERM)"
@@ -361,6 +364,13 @@ def test_scaled_object(docs: Docs) -> None:
         assert meta[key] in config, f"{key} names a variable the ConfigMap does not set"
     assert int(meta["lagThreshold"]) > 0
     assert meta.get("allowIdleConsumers", "false") == "false"
+    # One hot partition must not scale out idle consumers (KEDA 2.13+; needs a topic).
+    assert meta["limitToPartitionsWithLag"] == "true" and meta["topicFromEnv"]
+    # A broker replacement (no lag readable) must not leave the HPA without a metric.
+    fallback = spec["fallback"]
+    assert int(fallback["failureThreshold"]) >= 1
+    assert spec["minReplicaCount"] <= int(fallback["replicas"]) <= spec["maxReplicaCount"]
+    assert trigger.get("metricType", "AverageValue") == "AverageValue", "fallback needs it"
     protocol = config["RDKAFKA_SECURITY_PROTOCOL"]
     assert (meta.get("tls") == "enable") == protocol.endswith("SSL")
     mechanism = config.get("RDKAFKA_SASL_MECHANISMS", "")

@@ -142,10 +142,18 @@ class Collector:
             return
         try:
             consumer.subscribe([self.topics.output, self.topics.dead])
+            # This reader commits nothing: when its own group session expires during a long
+            # broker outage it starts over from the beginning. A record read again (same
+            # topic, partition and offset) is not a duplicate publication; skip it.
+            read: set[tuple[str | None, int | None, int | None]] = set()
             while not self._stop.is_set():
                 for m in consumer.consume(1000, 0.3):
                     if m.error() is not None:
                         continue
+                    where = (m.topic(), m.partition(), m.offset())
+                    if where in read:
+                        continue
+                    read.add(where)
                     rec = Record(m.topic() or "", m.partition() or 0, m.offset() or 0, m.key(),
                                  orjson.loads(m.value() or b"null"), dict(m.headers() or []))
                     with self._lock:

@@ -3,7 +3,8 @@
 The corpus: invalid JSON, invalid UTF-8, empty values and tombstones, JSON that is not an
 object, nesting 100,000 levels deep, a value just under the broker's ``message.max.bytes``,
 reasons of 1.9, 3 and 6 MB, numbers out of range, duplicate keys, wrong field types, bad rows
-inside envelopes and pages; then a flood of 100,000 distinct ``os`` and ``enrollmentType``
+inside envelopes and pages, envelopes of 100,000 to 1,000,000 tiny rows (over the per-message
+record limit) and one of 5,000 rows (at it); then a flood of 100,000 distinct ``os`` and ``enrollmentType``
 strings (1,000 records per message).
 
 Sizes: the input topic is created with ``max.message.bytes`` = 8 MiB so the multi-MB messages
@@ -134,6 +135,16 @@ def _corpus(broker_limit: int) -> list[Item]:
         Item("1.9 MB reason", _reason(1_900_000), ("classified",)),
         Item("3 MB reason", _reason(3 * 1_000_000), ("too_large",)),
         Item("6 MB reason", _reason(6 * 1_000_000), ("too_large",)),
+        # many rows in one small message: bounded by --max-records-per-message (5,000), the
+        # whole message is dead-lettered once with its original bytes (issue 13)
+        *(Item(name, b'{"records":[' + b",".join([r] * n) + b"]}", ("too_many_records",))
+          for name, r, n in (("200 KB of 0 rows", b"0", 100_000),
+                             ("300 KB of {} rows", b"{}", 100_000),
+                             ("2 MiB of {} rows", b"{}", WORKER_MAX_MESSAGE_BYTES // 3 - 10),
+                             ("2 MiB of 0 rows", b"0", WORKER_MAX_MESSAGE_BYTES // 2 - 10))),
+        Item("5,000 rows, the limit", orjson.dumps({"records": [
+            {"failureCategory": "userValidation", "failureReason": f"r{i} " + "x" * 250}
+            for i in range(5000)]}), ("classified",) * 5000),
         # numbers out of range
         Item("category 10^29", b'{"failureCategory": 99999999999999999999999999999}',
              ("classified",)),

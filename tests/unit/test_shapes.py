@@ -119,14 +119,6 @@ def test_empty_envelope_is_counted_as_skipped() -> None:
     assert classify({"records": []}) == [Skipped("empty_batch", None)]
 
 
-def test_derived_ids_are_deterministic_and_distinct() -> None:
-    a1 = one_event({"failureCategory": 1, "userId": "u1"})
-    a2 = one_event({"userId": "u1", "failureCategory": 1})  # same content, other key order
-    b = one_event({"failureCategory": 1, "userId": "u2"})
-    assert a1["idSource"] == "derived"
-    assert a1["id"] == a2["id"] != b["id"]
-
-
 def test_pseudonymization_hides_identities_but_keeps_them_joinable() -> None:
     from worker.classify.core import CoreOptions, Source, classify_message
 

@@ -179,6 +179,10 @@ def test_health_liveness_and_readiness_with_a_fake_clock() -> None:
     assert h.live() and not h.ready()
     h.started = h.joined = h.broker_reachable = True
     h.beat()
+    assert h.ready(), "an empty assignment: nothing to do (a surge pod in a rolling update)"
+    h.joined = False  # partitions lost: out of the group until the next assignment
+    assert not h.ready()
+    h.joined, h.assigned = True, 2
     assert h.ready()
     clock.now += 61
     assert not h.live() and not h.ready()
@@ -187,11 +191,18 @@ def test_health_liveness_and_readiness_with_a_fake_clock() -> None:
     assert h.live() and not h.ready()
 
 
+def _serving(clock: FakeClock, **limits: float) -> Health:
+    """Health of a worker that is up, holds partitions and has just turned its loop."""
+    h = Health(clock, **limits)  # type: ignore[arg-type]
+    h.started = h.joined = h.broker_reachable = True
+    h.assigned = 1
+    h.beat()
+    return h
+
+
 def test_a_commit_that_hangs_makes_the_worker_unready_until_it_returns() -> None:
     clock = FakeClock()
-    h = Health(clock, commit_stall_s=5)
-    h.started = h.joined = h.broker_reachable = True
-    h.beat()
+    h = _serving(clock, commit_stall_s=5)
     h.commit_started = clock.now
     clock.now += 4
     assert h.ready()  # an ordinary commit takes a moment
@@ -202,12 +213,27 @@ def test_a_commit_that_hangs_makes_the_worker_unready_until_it_returns() -> None
     assert h.ready()
 
 
+def test_input_left_uncommitted_too_long_makes_the_worker_unready() -> None:
+    clock = FakeClock()
+    h = _serving(clock, progress_timeout_s=20)
+    h.pending_since = clock.now  # consumed, or a window aborted
+    clock.now += 19
+    h.beat()
+    assert h.ready()
+    clock.now += 2
+    h.beat()
+    assert not h.ready() and h.status()["stuck"] is True and h.live()
+    h.pending_since = None  # committed, or idle with nothing left over
+    assert h.ready()
+
+
 def test_readiness_gauge_is_read_at_scrape_time() -> None:
     registry, metrics = _metrics()
     h = Health(FakeClock())
     metrics.report_readiness(h.ready)
     assert registry.get_sample_value("enrollment_worker_ready") == 0
     h.started = h.joined = h.broker_reachable = True
+    h.assigned = 1
     h.beat()
     assert registry.get_sample_value("enrollment_worker_ready") == 1
 
@@ -243,3 +269,75 @@ def test_json_logs_carry_extra_fields() -> None:
     entry = orjson.loads(stream.getvalue())
     assert entry["msg"] == "window aborted" and entry["level"] == "warning"
     assert entry["error"] == "boom" and entry["partitions"] == ["t[0]"]
+
+
+# ------------------------------------------------------------------ shutdown budget, rate limits
+def test_deadline_is_unlimited_until_started_then_caps_every_timeout() -> None:
+    from worker.stream.budget import Deadline
+
+    clock = FakeClock()
+    d = Deadline(clock)
+    assert d.remaining() is None and d.cap(30.0) == 30.0 and not d.spent()
+    d.start(25.0)
+    clock.now += 10
+    assert d.remaining() == 15.0 and d.cap(30.0) == 15.0 and d.cap(2.0) == 2.0
+    d.start(100.0)  # a second signal does not extend it
+    assert d.remaining() == 15.0
+    assert d.remaining(reserve_s=5.0) == 10.0 and d.cap(30.0, reserve_s=5.0) == 10.0
+    assert d.spent(reserve_s=20.0) and not d.spent()
+    clock.now += 16
+    assert d.remaining() == 0.0 and d.cap(30.0) == 0.0 and d.spent()
+    assert Deadline(clock).remaining(reserve_s=5.0) is None
+
+
+def test_rate_limiter_lets_one_line_per_kind_per_interval_and_counts_the_rest() -> None:
+    from worker.stream.logs import RateLimiter
+
+    clock = FakeClock()
+    limit = RateLimiter(clock, interval_s=30.0)
+    assert limit.admit("transport") == 0
+    assert [limit.admit("transport") for _ in range(5)] == [None] * 5
+    assert limit.admit("timeout") == 0  # another kind has its own interval
+    clock.now += 30
+    assert limit.admit("transport") == 5  # the next line says how many were left out
+    assert limit.admit("transport") is None
+
+
+def test_rate_limit_filter_keys_librdkafka_lines_by_facility() -> None:
+    import logging
+
+    from worker.stream.logs import RateLimiter, RateLimitFilter
+
+    clock = FakeClock()
+    filt = RateLimitFilter(RateLimiter(clock, interval_s=10.0))
+
+    def record(name: str, msg: str, **extra: object) -> logging.LogRecord:
+        r = logging.LogRecord(name, logging.WARNING, "", 0, msg, (), None)
+        r.__dict__.update(extra)
+        return r
+    fail = "FAIL [thrd:127.0.0.1:9092/bootstrap]: Connect to ipv4#127.0.0.1:9092 failed"
+    assert filt.filter(record("librdkafka.producer", fail))
+    assert not filt.filter(record("librdkafka.producer", fail.replace("9092", "9093")))
+    assert filt.filter(record("librdkafka.producer", "ERROR [thrd:main]: all brokers down"))
+    assert filt.filter(record("worker", "partitions assigned"))  # unkeyed: never limited
+    assert filt.filter(record("worker", "retrying", rate_key="retry:commit"))
+    assert not filt.filter(record("worker", "retrying", rate_key="retry:commit"))
+    clock.now += 10
+    again = record("worker", "retrying", rate_key="retry:commit")
+    assert filt.filter(again) and getattr(again, "repeated", None) == 1
+
+
+def test_fencing_and_coordinator_ended_transactions_are_told_apart_from_other_errors() -> None:
+    from confluent_kafka import KafkaError
+
+    from worker.stream.clients import fenced
+
+    for code in (KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+                 KafkaError._FENCED, KafkaError.INVALID_TXN_STATE):
+        assert fenced(KafkaError(code, "x", fatal=True))
+    assert fenced(KafkaError(KafkaError._FATAL, "Fatal error: Producer fenced by a newer "
+                             "instance", fatal=True))
+    for code in (KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, KafkaError._TRANSPORT,
+                 KafkaError.UNSUPPORTED_VERSION):
+        assert not fenced(KafkaError(code, "x"))
+    assert not fenced(KafkaError(KafkaError._FATAL, "Fatal error: authorization", fatal=True))

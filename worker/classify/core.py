@@ -6,8 +6,13 @@ each already encoded to bytes: :class:`Classified`, :class:`DeadLetter` or
 :class:`Skipped`. It never raises, whatever the bytes, and does no I/O: the stream worker
 and the ``classify`` CLI both publish what it returns.
 
-Output ids are deterministic (the source's own id, else a hash of the record), so a replay
-yields the same ids and downstream consumers can drop duplicates.
+Output ids identify events: the source's own id; else a hash of the fields that identify an
+event (its time with a device, user or correlation id); else a hash of the source coordinates
+(topic, partition, offset, record index), which a replay of the same input reproduces. Content
+alone never makes an id, so distinct events with equal content keep distinct ids.
+
+Work per message is bounded: more than ``max_records`` rows, or outputs adding up to more than
+``max_output_bytes``, dead-letter the whole message once instead.
 
 Each outcome also carries what the shell's metrics need and only the core can read: the detail
 reason's name, the input shape as a closed label, and the record's own event time as Unix
@@ -33,6 +38,7 @@ from worker.classify import catalog, remedy, verdict
 from worker.classify.catalog import Detail, Hint, fold
 from worker.classify.decode import (
     DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_RECORDS,
     ErrorClass,
     RawRecord,
     Rejection,
@@ -46,6 +52,7 @@ CLASSIFIER_VERSION: Final = __version__
 SCHEMA_VERSION: Final = 1
 MAX_FIELD_CHARS: Final = 256
 DEFAULT_MAX_DEAD_LETTER_PAYLOAD: Final = 512 * 1024
+DEFAULT_MAX_OUTPUT_BYTES: Final = 16 * 1024 * 1024
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 NO_DETAIL: Final = "none"  # the detail_reason of an outcome without a detail reason
 # Input shapes as a closed set of metric labels; a shape without an entry here is "other".
@@ -71,6 +78,8 @@ class Source:
 class CoreOptions:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_dead_letter_payload: int = DEFAULT_MAX_DEAD_LETTER_PAYLOAD
+    max_records: int = DEFAULT_MAX_RECORDS  # rows per envelope or page
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES  # encoded outputs of one message
     pseudonymize_key: bytes | None = None  # HMAC key; None leaves identifiers as they are
 
 
@@ -118,12 +127,24 @@ def classify_message(value: bytes | None, source: Source,
                      options: CoreOptions = CoreOptions()) -> list[Outcome]:
     """Classify every record in one message. Never raises; never returns an empty list."""
     try:
-        decoded = decode_message(value, max_bytes=options.max_message_bytes)
+        decoded = decode_message(value, max_bytes=options.max_message_bytes,
+                                 max_records=options.max_records)
         if isinstance(decoded, Rejection):
             return [_dead_letter(decoded, value, source, options)]
         if not decoded:
             return [Skipped("empty_batch", None)]
-        return [_outcome(item, value, source, options) for item in decoded]
+        outcomes: list[Outcome] = []
+        size, limit = 0, options.max_output_bytes
+        for item in decoded:
+            outcome = _outcome(item, value, source, options)
+            if outcome.__class__ is not Skipped:
+                size += len(outcome.value)  # type: ignore[union-attr]
+                if size > limit:
+                    return [_dead_letter(Rejection(
+                        "output_too_large", f"its outputs exceed {limit} bytes (after "
+                        f"{len(outcomes)} of {len(decoded)} records)"), value, source, options)]
+            outcomes.append(outcome)
+        return outcomes
     except Exception as exc:
         bug = Rejection("not_json", f"internal error: {type(exc).__name__}: {exc}"[:300])
         return [_dead_letter(bug, value, source, options, error_class="internal_error")]
@@ -149,22 +170,25 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
                 options: CoreOptions) -> Classified:
     f = _read_fields(record)
     key = options.pseudonymize_key
-    event_id, id_source = (f["id"], "event") if f["id"] else (_derived_id(record, value), "derived")
     os_name, os_label = _operating_system(f["operatingSystem"])
     enrollment_type, et_label = _enrollment_type(f["enrollmentType"])
     intune_device, entra_device = f["intuneDeviceId"], f["entraDeviceId"]
     user_id, upn = f["userId"], f["userPrincipalName"]
     microsoft = remedy.microsoft_hint(record) if record.shape in _HINT_SHAPES else None
+    raw_reason = c.raw_reason
     if key is None:
         head = (_decision_json(c) if microsoft is None
                 else _with_microsoft_hint(c, c.raw_reason, microsoft))
     else:
         intune_device, entra_device, user_id, upn = (
             _pseudonym(key, v) for v in (intune_device, entra_device, user_id, upn))
-        raw_reason = c.raw_reason and _EMAIL.sub(
-            lambda m: _pseudonym(key, m.group()) or "", c.raw_reason)
+        raw_reason = raw_reason and _EMAIL.sub(
+            lambda m: _pseudonym(key, m.group()) or "", raw_reason)
         head = (_decision_json.__wrapped__(c, raw_reason) if microsoft is None
                 else _with_microsoft_hint.__wrapped__(c, raw_reason, microsoft))
+    event_id, id_source = ((f["id"], "event") if f["id"] else _derived_id(
+        f["eventTime"], (intune_device, entra_device, user_id, upn, f["correlationId"]),
+        raw_reason, source, record.index))
     rest = {
         "id": event_id,
         "idSource": id_source,
@@ -436,13 +460,19 @@ def _our_hints(category: FailureCategory, detail: Detail | None) -> list[dict[st
     return _HINT_LISTS[(category, detail.name if detail else None)]
 
 
-def _derived_id(record: RawRecord, value: bytes | None) -> str:
-    try:
-        material = orjson.dumps(record.row, option=orjson.OPT_SORT_KEYS)
-    except (orjson.JSONEncodeError, TypeError):
-        # Deeper than the encoder allows: fall back to the message bytes and the position.
-        material = (value or b"") + b"\x00" + str(record.index).encode()
-    return _uuid_text(hashlib.blake2b(material, digest_size=16).hexdigest())
+def _derived_id(event_time: str | None, who: tuple[str | None, ...], reason: str | None,
+                source: Source, index: int | None) -> tuple[str, Literal["fields", "source"]]:
+    """An id for a record without its own: from what identifies the event, else from where
+    it was read. ``who`` and ``reason`` are as published (pseudonyms when pseudonymising), so
+    the id reveals nothing the output does not."""
+    if event_time and any(who):
+        parts = ("fields", event_time, *(w or "" for w in who), reason or "")
+        id_source: Literal["fields", "source"] = "fields"
+    else:
+        parts = ("source", source.topic, str(source.partition), str(source.offset), str(index))
+        id_source = "source"
+    material = orjson.dumps(parts)  # a JSON array: ("ab", "c") and ("a", "bc") differ
+    return _uuid_text(hashlib.blake2b(material, digest_size=16).hexdigest()), id_source
 
 
 def _uuid_text(h: str) -> str:

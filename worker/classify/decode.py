@@ -34,14 +34,17 @@ Shape = Literal["graphEvent", "autopilotEvent", "otherEvent", "diagnosticLog", "
                 "reportExport", "flat"]
 ErrorClass = Literal[
     "empty", "too_large", "not_utf8", "not_json", "too_deep", "not_object", "wrong_type",
-    "bad_nested_json",
+    "bad_nested_json", "too_many_records", "output_too_large",
 ]
 ERROR_CLASSES: Final[tuple[ErrorClass, ...]] = (
     "empty", "too_large", "not_utf8", "not_json", "too_deep", "not_object", "wrong_type",
-    "bad_nested_json",
+    "bad_nested_json", "too_many_records", "output_too_large",
 )
 
 DEFAULT_MAX_MESSAGE_BYTES: Final = 2 * 1024 * 1024
+# A 2 MiB envelope of empty rows holds ~700,000 of them; each output costs ~2 KB. The limit
+# keeps one message's work (and memory) bounded; real envelopes hold tens to hundreds.
+DEFAULT_MAX_RECORDS: Final = 5000
 _BOM: Final = b"\xef\xbb\xbf"
 _MAX_ERROR_TEXT: Final = 300
 
@@ -72,12 +75,13 @@ class Rejection:
 Decoded = RawRecord | Rejection
 
 
-def decode_message(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-                   ) -> list[Decoded] | Rejection:
+def decode_message(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                   max_records: int = DEFAULT_MAX_RECORDS) -> list[Decoded] | Rejection:
     """Parse one Kafka message value into records.
 
-    Returns a Rejection for the whole message, or a list holding one item per record (an
-    empty list for an empty envelope). Never raises.
+    Returns a Rejection for the whole message (also when an envelope or page holds more than
+    ``max_records`` rows), or a list holding one item per record (an empty list for an empty
+    envelope). Never raises.
     """
     if not value:
         return Rejection("empty", "message value is empty or null (tombstone)")
@@ -91,18 +95,27 @@ def decode_message(value: bytes | None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_
         return _json_error(value, exc)
     if not isinstance(doc, dict):
         return Rejection("not_object", f"top-level JSON is {_kind(doc)}, expected an object")
-    return split_records(doc)
+    return split_records(doc, max_records)
 
 
-def split_records(doc: dict[str, Any]) -> list[Decoded]:
+def split_records(doc: dict[str, Any], max_records: int = DEFAULT_MAX_RECORDS
+                  ) -> list[Decoded] | Rejection:
     """Unwrap an envelope or page; otherwise the document is a single record."""
     records = doc.get("records")
     if isinstance(records, list) and _looks_like_envelope(doc):
-        return [_record(item, i) for i, item in enumerate(records)]
+        return _rows(records, max_records, "envelope")
     page = doc.get("value")
     if isinstance(page, list) and _looks_like_page(doc):
-        return [_record(item, i) for i, item in enumerate(page)]
+        return _rows(page, max_records, "page")
     return [_record(doc, None)]
+
+
+def _rows(items: list[Any], max_records: int, what: str) -> list[Decoded] | Rejection:
+    # Checked before any row is looked at: the whole message goes to the dead letters once.
+    if len(items) > max_records:
+        return Rejection("too_many_records",
+                         f"{what} holds {len(items)} records; the limit is {max_records}")
+    return [_record(item, i) for i, item in enumerate(items)]
 
 
 def _looks_like_envelope(doc: dict[str, Any]) -> bool:

@@ -29,7 +29,7 @@ if get_args(CategoryName) != tuple(c.name for c in FailureCategory):
 
 ErrorClassName = Literal[
     "empty", "too_large", "not_utf8", "not_json", "too_deep", "not_object", "wrong_type",
-    "bad_nested_json", "internal_error",
+    "bad_nested_json", "too_many_records", "output_too_large", "internal_error",
 ]
 if set(get_args(ErrorClassName)) != {*ERROR_CLASSES, "internal_error"}:
     raise ImportError("models.ErrorClassName is out of step with decode.ERROR_CLASSES")
@@ -123,8 +123,11 @@ class ClassifiedEvent(_Out):
     """One enrollment failure, classified. Published to the output topic."""
 
     schemaVersion: Literal[1]
-    id: str = Field(min_length=1, description="The source's id, or a hash of the record.")
-    idSource: Literal["event", "derived"]
+    id: str = Field(min_length=1, description="The source's own id (idSource event), else a "
+                    "hash of the event's identifying fields (fields: event time with device, "
+                    "user or correlation id), else a hash of its source coordinates (source: "
+                    "topic, partition, offset, record index).")
+    idSource: Literal["event", "fields", "source"]
     eventTime: str | None
     failureCategory: CategoryName = Field(description="Graph deviceEnrollmentFailureReason member.")
     failureCategoryCode: int = Field(ge=0, le=11)

@@ -55,6 +55,36 @@ def error_kind(err: KafkaError) -> ErrorKind:
     return "fatal"  # confluent-kafka's rule: neither retriable nor abortable means fatal
 
 
+# The coordinator no longer accepts this producer's transaction: a newer producer with our
+# transactional id bumped the epoch, or the coordinator itself did when our transaction outlived
+# transaction.timeout.ms (it aborted it; a pending EndTxn then meets INVALID_TXN_STATE, and an
+# expired producer id INVALID_PRODUCER_ID_MAPPING).
+_FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                           KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.INVALID_TXN_STATE,
+                           KafkaError.INVALID_PRODUCER_ID_MAPPING})
+
+
+def fenced(err: KafkaError) -> bool:
+    """Whether a (fatal) error says the coordinator has taken this producer's transaction
+    away (fenced it, or ended it on its own); which of the two, only the age of our open
+    transaction tells (see TransactionalCommitter.outlived_transaction)."""
+    if err.code() in _FENCED_CODES:
+        return True
+    # error_cb reports a fatal error as _FATAL; the cause is only in its text.
+    text = err.str().lower()
+    return err.code() == KafkaError._FATAL and ("fenced" in text or "epoch" in text)
+
+
+def transaction_timeout_s(settings: Settings) -> float:
+    """The producer's transaction.timeout.ms (librdkafka's default 60 s) in seconds."""
+    common, _, producer = _split(settings.rdkafka())
+    raw = producer.get("transaction.timeout.ms", common.get("transaction.timeout.ms"))
+    try:
+        return int(raw) / 1000 if raw is not None else 60.0
+    except ValueError:
+        return 60.0  # librdkafka refuses it when the client is created
+
+
 def consumer_error_kind(err: KafkaError) -> ErrorKind:
     """What to do about an error delivered in place of a message, or to error_cb."""
     if err.fatal() or err.code() in AUTH_CODES or _certificate_refused(err):
@@ -165,10 +195,15 @@ def create_clients(settings: Settings, *, on_stats: Callable[[str], None],
     consumer = Consumer({**consumer_config(settings), **(consumer_overrides or {}),
                          "stats_cb": on_stats, "error_cb": on_error,
                          "logger": logging.getLogger("librdkafka.consumer")})
-    producer = Producer({**producer_config(settings), "error_cb": on_error,
-                         "on_delivery": on_delivery,
-                         "logger": logging.getLogger("librdkafka.producer")})
-    return consumer, producer
+    return consumer, create_producer(settings, on_error=on_error, on_delivery=on_delivery)
+
+
+def create_producer(settings: Settings, *, on_error: Callable[[KafkaError], None],
+                    on_delivery: Callable[[KafkaError | None, Any], None]) -> Producer:
+    """The producer alone: also a fenced producer's replacement."""
+    return Producer({**producer_config(settings), "error_cb": on_error,
+                     "on_delivery": on_delivery,
+                     "logger": logging.getLogger("librdkafka.producer")})
 
 
 Headers = list[tuple[str, str | bytes | None]]

@@ -6,32 +6,54 @@ offset handling live in :mod:`worker.stream.commit`, error classification in
 :mod:`worker.stream.probes`.
 
 Shutdown (SIGTERM/SIGINT): stop consuming, commit (or abort) the open window, close the
-consumer so the group rebalances at once, flush the producer, exit 0.
+consumer so the group rebalances at once, flush the producer, exit 0, all within the shutdown
+budget (:mod:`worker.stream.budget`): every blocking call gets at most what is left, a
+transaction that cannot be committed in time is abandoned (never committed, so its input is
+read again), and if a client call overstays anyway the signal thread ends the process (exit 4).
+
+Broker outages of any length are ridden out: timeouts abort the window and are retried with
+back-off, never fatal. Fenced after our own transaction outlived ``transaction.timeout.ms`` (a
+frozen or cut-off worker), the worker carries on with a fresh producer; fenced while its
+transaction was young means another process has our transactional id: exit 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from typing import Final, cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from prometheus_client import CollectorRegistry
 
 from worker import core_build
 from worker.classify.core import Classified, DeadLetter, Source, classify_message
 from worker.stream import logs, probes
+from worker.stream.budget import Deadline, ShutdownSignals, within
 from worker.stream.clients import (
     AUTH_CODES,
     Headers,
     consumer_error_kind,
     create_clients,
+    create_producer,
+    fenced,
+    kafka_error,
     provenance_headers,
+    transaction_timeout_s,
 )
 from worker.stream.commit import (
     CommitPolicy,
@@ -44,7 +66,7 @@ from worker.stream.metrics import WorkerMetrics, brokers_up
 from worker.stream.settings import Settings, core_options, for_command, load_settings
 
 log = logging.getLogger("worker")
-EXIT_OK, EXIT_USAGE, EXIT_FATAL = 0, 2, 3
+EXIT_OK, EXIT_USAGE, EXIT_FATAL, EXIT_SHUTDOWN_OVERRUN = 0, 2, 3, 4
 _JSON: Final[Headers] = [("content-type", b"application/json")]
 _NO_TRANSACTIONS = frozenset({KafkaError.UNSUPPORTED_VERSION, KafkaError._UNSUPPORTED_FEATURE,
                               KafkaError.INVALID_REQUEST})
@@ -56,11 +78,25 @@ def run_from_args(args: argparse.Namespace) -> int:
     if isinstance(settings, int):
         return settings
     logs.setup(settings.log_level)
-    return run(settings, stop_on_signals(), CollectorRegistry())
+    stop = threading.Event()
+    shutdown = Deadline(time.monotonic)
+    signals = ShutdownSignals(stop, shutdown, settings.shutdown_budget_ms / 1000,
+                              exit_code=EXIT_SHUTDOWN_OVERRUN).install()
+    try:
+        code = run(settings, stop, CollectorRegistry(), shutdown=shutdown)
+    finally:
+        signals.done.set()
+    if shutdown.abandoned:
+        # The interpreter's exit would destroy the clients, and their destructors wait for
+        # the broker that made us abandon them: end here, within the budget.
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 def stop_on_signals() -> threading.Event:
-    """An event SIGTERM and SIGINT set: the process's one way to be asked to stop."""
+    """An event SIGTERM and SIGINT set (for the Graph source; the worker itself uses
+    ShutdownSignals, which also starts its shutdown budget)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: stop.set())
@@ -69,9 +105,12 @@ def stop_on_signals() -> threading.Event:
 
 def run(settings: Settings, stop: threading.Event, registry: CollectorRegistry,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time) -> int:
+        wall_clock: Callable[[], float] = time.time, *,
+        shutdown: Deadline | None = None) -> int:
     """Run until ``stop`` is set. Returns an exit code; raises nothing for Kafka trouble.
-    ``clock`` times intervals; ``wall_clock`` (Unix time) dates progress and ages events."""
+    ``clock`` times intervals; ``wall_clock`` (Unix time) dates progress and ages events.
+    ``shutdown`` is the budget the caller starts when it sets ``stop`` (see ShutdownSignals);
+    without one, the budget starts when the loop sees ``stop``."""
     health = probes.Health(clock)
     metrics = WorkerMetrics(registry)
     metrics.report_readiness(health.ready)
@@ -85,7 +124,8 @@ def run(settings: Settings, stop: threading.Event, registry: CollectorRegistry,
     log.info("worker starting", extra={"settings": str(settings), "core": core_build(),
                                        "metrics_port": server.server_port})
     try:
-        worker = StreamWorker(settings, metrics, health, clock, wall_clock)
+        worker = StreamWorker(settings, metrics, health, clock, wall_clock,
+                              shutdown=shutdown or Deadline(clock))
     except KafkaException as exc:
         log.error("invalid Kafka client configuration", extra={"error": str(exc.args[0])})
         server.shutdown()
@@ -99,18 +139,24 @@ def run(settings: Settings, stop: threading.Event, registry: CollectorRegistry,
 class StreamWorker:
     def __init__(self, settings: Settings, metrics: WorkerMetrics, health: probes.Health,
                  clock: Callable[[], float],
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, *,
+                 shutdown: Deadline | None = None) -> None:
         self.settings, self.metrics, self.health, self.clock = settings, metrics, health, clock
         self.wall_clock = wall_clock
+        self.shutdown = shutdown if shutdown is not None else Deadline(clock)
         self.options = core_options(settings)
-        self.fatal: KafkaError | None = None
-        self.consumer, self.producer = create_clients(
+        self.fatal: KafkaError | None = None  # from error_cb
+        self.callback_fatal: FatalKafkaError | None = None  # raised in a rebalance callback
+        self.consumer, producer = create_clients(
             settings, on_stats=self._on_stats, on_error=self._on_error,
-            # A lambda: the committer is only created below, from these clients.
-            on_delivery=lambda err, msg: self.committer.on_delivery(err, msg))  # noqa: PLW0108
+            on_delivery=self._on_delivery)
         self.committer: Committer = make_committer(
-            settings.guarantee, self.consumer, self.producer, clock=clock,
+            settings.guarantee, self.consumer, producer, clock=clock, deadline=shutdown,
+            transaction_timeout_s=transaction_timeout_s(settings), new_producer=self._producer,
             on_backpressure=metrics.backpressure.inc)
+        # Once the budget runs, a commit under way keeps this much for closing the clients.
+        self.committer.reserve_s = self.close_reserve_s = min(
+            5.0, settings.shutdown_budget_ms / 4000)
         self.policy = CommitPolicy(max_interval_s=settings.batch_timeout_ms / 1000)
         self.assigned: set[tuple[str, int]] = set()
         self.stop = threading.Event()  # run()'s, so that a back-off ends at shutdown
@@ -128,9 +174,18 @@ class StreamWorker:
             self.consumer.subscribe([self.settings.input_topic], on_assign=self._on_assign,
                                     on_revoke=self._on_revoke, on_lost=self._on_lost)
             while not stop.is_set():
-                self._turn()
-                if self.fatal is not None:
-                    raise FatalKafkaError(str(self.fatal))
+                try:
+                    self._turn()
+                    self._raise_fatal()
+                except (FatalKafkaError, KafkaException) as exc:
+                    # poll() and consume() raise a client's fatal error as KafkaException.
+                    fatal = (exc if isinstance(exc, FatalKafkaError)
+                             else FatalKafkaError(str(exc), kafka_error(exc)))
+                    if self._renew_if_fenced_by_timeout(fatal):
+                        continue
+                    if fatal is exc:
+                        raise
+                    raise fatal from exc
         except (FatalKafkaError, KafkaException) as exc:
             # KafkaException: consume() itself raises only for errors the client cannot
             # recover from; the rest arrive as message errors or through error_cb.
@@ -153,28 +208,70 @@ class StreamWorker:
                 # error_cb runs only inside poll(), which init_transactions() does not serve:
                 # without this a refused login or certificate looked like "not reachable"
                 # and the worker retried forever instead of exiting with a clear error.
-                self.producer.poll(0)
-                if self.fatal is not None:
-                    raise FatalKafkaError(str(self.fatal)) from None
+                self.committer.producer.poll(0)
+                self._raise_fatal()
                 self.health.beat()
-                log.warning("Kafka not reachable yet; retrying",
-                            extra={"error": str(exc), "retry_in_s": delay})
+                log.warning("Kafka not reachable yet; retrying", extra={
+                    "error": str(exc), "retry_in_s": delay, "rate_key": "start"})
                 stop.wait(delay)
                 delay = min(delay * 2, 10.0)
-            if self.fatal is not None:
-                raise FatalKafkaError(str(self.fatal))
+            self._raise_fatal()
         return False
 
+    def _raise_fatal(self) -> None:
+        if self.callback_fatal is not None:
+            exc, self.callback_fatal = self.callback_fatal, None
+            raise exc
+        if self.fatal is not None:
+            raise FatalKafkaError(str(self.fatal), self.fatal)
+
+    def _renew_if_fenced_by_timeout(self, exc: FatalKafkaError) -> bool:
+        """Fenced because our own transaction outlived transaction.timeout.ms: the broker has
+        aborted it (nothing of it is visible or committed), so a fresh producer with the same
+        transactional id carries on safely. Any other fatal error ends the worker."""
+        # Once our transaction outlived the timeout the coordinator has aborted it, whatever
+        # the client makes of that (fenced, INVALID_TXN_STATE, _STATE on produce); only bad
+        # credentials are not the timeout's doing.
+        if not self.committer.outlived_transaction() or (
+                exc.error is not None and exc.error.code() in AUTH_CODES):
+            return False
+        log.warning("fenced after our transaction outlived transaction.timeout.ms (the worker "
+                    "was frozen or cut off from the broker); the broker aborted it and its "
+                    "input is read again; going on with a fresh producer",
+                    extra={"error": str(exc),
+                           "fenced": exc.error is not None and fenced(exc.error)})
+        self.metrics.transactions.labels("aborted").inc()
+        self.fatal = None
+        self.committer.renew(self._producer())
+        self.aborts_in_row += 1
+        return True
+
     def _close(self, code: int, *, commit: bool = True) -> int:
+        """Leave cleanly within the shutdown budget, whatever the broker does."""
         self.health.stopping = True
+        self.shutdown.start(self.settings.shutdown_budget_ms / 1000)  # no-op after a signal
+        self.committer.reserve_s = self.close_reserve_s
         if commit:
             self._commit()
-        try:
-            self.consumer.close()  # leaves the group now instead of after the session timeout
-        except (KafkaException, RuntimeError) as exc:
+        else:
+            with contextlib.suppress(FatalKafkaError):
+                self.committer.abort()  # so that the revoke callback has nothing to commit
+        self.committer.reserve_s = 0.0
+        abandoned = self.committer.open_transaction
+        # Leaves the group now instead of after the session timeout. close() takes no
+        # timeout and waits for the coordinator, so it gets what is left of the budget.
+        closed, exc = within(self.consumer.close, self.shutdown.cap(10.0, reserve_s=0.5))
+        if exc is not None:
             log.warning("consumer close failed", extra={"error": str(exc)})
-        self.producer.flush(10)
-        log.info("worker stopped", extra={"exit_code": code})
+        try:
+            left = self.committer.producer.flush(self.shutdown.cap(10.0, reserve_s=0.5))
+        except (KafkaException, RuntimeError) as flush_exc:  # a fenced producer raises here
+            log.warning("producer flush failed", extra={"error": str(flush_exc)})
+            left = 0
+        self.shutdown.abandoned = not closed or abandoned or left > 0
+        log.info("worker stopped", extra={
+            "exit_code": code, "abandoned_transaction": abandoned, "consumer_closed": closed,
+            "shutdown_left_s": round(self.shutdown.remaining() or 0.0, 3)})
         return code
 
     # ------------------------------------------------------------------ one turn of the loop
@@ -199,7 +296,11 @@ class StreamWorker:
                                                     cast(int, message.partition()),
                                                     cast(int, message.offset()))
                 self.committer.abort()
-        self.producer.poll(0)  # serve delivery failures and producer errors once a turn
+        elif (self.health.pending_since is not None and not self.committer.window.next
+              and self.committer.settle()):
+            # Nothing consumed and nothing open: idle, once a failure's leftovers are done.
+            self.health.pending_since = None
+        self.committer.producer.poll(0)  # serve delivery failures and producer errors
         if self.policy.due(self.clock(), self.committer.window.opened_at,
                            self.committer.window.tally.messages):
             self._commit()
@@ -253,6 +354,8 @@ class StreamWorker:
                 produce(self.settings.dead_letter_topic, outcome.value, message.key(), headers)
         window.tally.add_all(outcomes, wall, self.settings.fresh_event_max_age)
         window.track(topic, partition, offset, now)
+        if self.health.pending_since is None:
+            self.health.pending_since = now
 
     def _commit(self) -> None:
         opened = self.committer.window.opened_at
@@ -266,6 +369,7 @@ class StreamWorker:
             self.health.commit_started = None
         if tally is not None:
             self.aborts_in_row = 0
+            self.health.pending_since = None
             self.metrics.record(tally)
             self.metrics.transactions.labels("committed").inc()
             if opened is not None:
@@ -274,35 +378,51 @@ class StreamWorker:
 
     def _aborted(self, exc: Exception) -> None:
         self.aborts_in_row += 1
+        if self.health.pending_since is None:
+            self.health.pending_since = self.clock()
         self.metrics.transactions.labels("aborted").inc()
         self.metrics.kafka_errors.labels("abortable").inc()
         log.warning("commit window aborted; its input will be read again",
-                    extra={"error": str(exc)})
+                    extra={"error": str(exc), "rate_key": "window-aborted"})
 
     # ------------------------------------------------------------------ client callbacks
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # A partition paused while its committed offsets were unreadable and then lost stays
+        # paused in librdkafka when it comes back; assigned anew it starts from the committed
+        # offset, so it may be read at once.
+        if partitions:
+            consumer.resume(partitions)
         self.assigned |= {(p.topic, p.partition) for p in partitions}
         self.health.joined, self.health.broker_reachable = True, True
         self.health.assigned = len(self.assigned)
         log.info("partitions assigned", extra={"partitions": _names(partitions)})
 
+    # An exception escaping a rebalance callback would leave the client's assignment half
+    # updated; a fatal error is kept and raised by the loop once poll() has returned.
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         try:
             tally = self.committer.on_revoke(partitions)
             if tally is not None:
+                self.health.pending_since = None
                 self.metrics.record(tally)
                 self.metrics.transactions.labels("committed").inc()
         except WindowAborted as exc:
             self._aborted(exc)
+        except FatalKafkaError as exc:
+            self.callback_fatal = self.callback_fatal or exc
         self.assigned -= {(p.topic, p.partition) for p in partitions}
         self.health.assigned = len(self.assigned)
         log.info("partitions revoked", extra={"partitions": _names(partitions)})
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.committer.on_lost(partitions)
+        try:
+            self.committer.on_lost(partitions)
+        except FatalKafkaError as exc:
+            self.callback_fatal = self.callback_fatal or exc
         self.metrics.transactions.labels("aborted").inc()
         self.assigned -= {(p.topic, p.partition) for p in partitions}
         self.health.assigned = len(self.assigned)
+        self.health.joined = False  # out of the group until the next assignment
         log.warning("partitions lost; their open window was aborted",
                     extra={"partitions": _names(partitions)})
 
@@ -319,7 +439,16 @@ class StreamWorker:
             self.health.broker_reachable = False
         if kind == "fatal" and self.fatal is None:
             self.fatal = err
-        log.warning("Kafka client error", extra={"error": str(err), "kind": kind})
+        log.warning("Kafka client error", extra={"error": str(err), "kind": kind,
+                                                 "rate_key": f"client:{err.name()}"})
+
+    def _producer(self) -> Producer:
+        """A fresh producer (same transactional id) for a fenced or wedged one."""
+        return create_producer(self.settings, on_error=self._on_error,
+                               on_delivery=self._on_delivery)
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        self.committer.on_delivery(err, msg)
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:
@@ -337,7 +466,8 @@ def _hint(exc: Exception) -> str:
                 "does not); set CLASSIFIER_GUARANTEE=at-least-once")
     if code in AUTH_CODES or "authentic" in text or "ssl" in text:
         return "check the SASL credentials or TLS certificates (RDKAFKA_* settings)"
-    if "fenced" in text:
-        return ("another process uses the same transactional id; give each replica its own "
-                "CLASSIFIER_TRANSACTIONAL_ID")
+    if "fenced" in text or "epoch" in text:
+        # Fenced by a transaction timeout is recovered without exiting; this one was not.
+        return ("another process took over this transactional id while our transaction was "
+                "young; give each replica its own CLASSIFIER_TRANSACTIONAL_ID")
     return "the worker exits so that it can be restarted cleanly"

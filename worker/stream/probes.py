@@ -2,8 +2,11 @@
 
 Liveness means the consume loop is turning: a restart fixes a stuck loop, not a broker
 outage, so an unreachable broker does not fail it. Readiness means the worker can do its
-job: Kafka clients initialised, the group joined (an assignment received, possibly empty)
-and a broker reachable. Both answer while the broker is down. Nothing else is served.
+job: Kafka clients initialised, a member of the group (an assignment received since the
+last time partitions were lost; an empty one means nothing to do, as for a surge pod during a
+rolling update), a broker reachable, no commit hanging, and progress: consumed input is
+committed within ``progress_timeout_s`` (or nothing is waiting).
+Both answer while the broker is down. Nothing else is served.
 """
 
 from __future__ import annotations
@@ -42,12 +45,15 @@ class Health:
     # A commit still waiting after this long means the broker is not answering. The loop is
     # blocked in it meanwhile (up to the client's timeouts) and no client callback runs.
     commit_stall_s: float = 5.0
+    # Input consumed (or a window aborted) this long ago and still not committed: stuck.
+    progress_timeout_s: float = 20.0
     started: bool = False  # clients created and (exactly-once) transactions initialised
-    joined: bool = False  # the group gave us an assignment, possibly empty
+    joined: bool = False  # an assignment (possibly empty) since partitions were last lost
     broker_reachable: bool = False
     assigned: int = 0
     last_progress: float | None = None
     commit_started: float | None = None  # set while a commit (or transaction) is under way
+    pending_since: float | None = None  # oldest input consumed or aborted and not yet committed
     stopping: bool = False
 
     def beat(self) -> None:
@@ -62,15 +68,19 @@ class Health:
         since = self.commit_started
         return since is not None and self.clock() - since > self.commit_stall_s
 
+    def stuck(self) -> bool:
+        since = self.pending_since
+        return since is not None and self.clock() - since > self.progress_timeout_s
+
     def ready(self) -> bool:
         return (self.started and self.joined and self.broker_reachable and not self.stopping
-                and not self.commit_stalled() and self.live())
+                and not self.commit_stalled() and not self.stuck() and self.live())
 
     def status(self) -> dict[str, Any]:
         age = None if self.last_progress is None else round(self.clock() - self.last_progress, 3)
         return {"live": self.live(), "ready": self.ready(), "started": self.started,
                 "joined": self.joined, "brokerReachable": self.broker_reachable,
-                "commitStalled": self.commit_stalled(),
+                "commitStalled": self.commit_stalled(), "stuck": self.stuck(),
                 "assignedPartitions": self.assigned, "secondsSinceProgress": age,
                 "stopping": self.stopping}
 

@@ -64,6 +64,14 @@ class Settings(BaseModel):
                                   description="longest wait to fill a batch, in ms")
     max_message_bytes: int = Field(2 * 1024 * 1024, ge=1024,
                                    description="larger input messages are dead-lettered")
+    max_records_per_message: int = Field(
+        5000, ge=1, description="an envelope or page with more records is dead-lettered whole")
+    max_output_bytes_per_message: int = Field(
+        16 * 1024 * 1024, ge=64 * 1024, description="a message whose outputs would exceed this "
+        "many bytes is dead-lettered whole")
+    shutdown_budget_ms: int = Field(
+        25_000, ge=1000, le=600_000, description="from SIGTERM to exit, in ms, whatever the "
+        "broker does (keep it below the pod's terminationGracePeriodSeconds)")
     max_dead_letter_payload: int = Field(
         512 * 1024, ge=0, description="dead letters keep at most this many original bytes")
     pseudonymize_key: SecretStr | None = Field(
@@ -110,6 +118,8 @@ def core_options(settings: Settings) -> CoreOptions:
     key = settings.pseudonymize_key
     return CoreOptions(max_message_bytes=settings.max_message_bytes,
                        max_dead_letter_payload=settings.max_dead_letter_payload,
+                       max_records=settings.max_records_per_message,
+                       max_output_bytes=settings.max_output_bytes_per_message,
                        pseudonymize_key=key.get_secret_value().encode() if key else None)
 
 
