@@ -218,6 +218,9 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
 
 
 _HINT_SHAPES = remedy.HINT_SHAPES
+_SHAPE_DEFAULTS = catalog.SHAPE_DEFAULTS
+# Envelope rows are most of a stream and have no defaults: one comparison answers for them.
+_COMMON_SHAPE: Final = "diagnosticLog"
 _DEPLOYMENT_SHAPES = frozenset(("autopilotEvent", "espLog"))
 _FIELD_PLAN = {shape: tuple(plan.items()) for shape, plan in catalog.FIELD_SOURCES.items()}
 _ROW_PLAN = tuple(catalog.LOG_ROW_FIELDS.items())
@@ -305,7 +308,7 @@ def _read_fields(record: RawRecord) -> dict[str, str | None]:
             out[name] = str(value)
         else:  # None, or a nested object/list: not a scalar we can show
             out[name] = None
-    defaults = catalog.SHAPE_DEFAULTS.get(record.shape)
+    defaults = _SHAPE_DEFAULTS.get(record.shape) if record.shape != _COMMON_SHAPE else None
     if defaults is not None:
         for name, default in defaults.items():
             if out[name] is None:
