@@ -43,6 +43,8 @@ def test_the_base_type_without_failure_fields_is_not_an_unknown_failure() -> Non
     skip = skipped({"@odata.type": GRAPH + "deviceManagementTroubleshootingEvent",
                     "id": "1", "eventDateTime": "2026-11-02T09:15:27Z", "correlationId": "c"})
     assert skip.reason == "not_enrollment"
+    # measured like any other skipped Graph record (event-age histogram, shape label)
+    assert (skip.shape_label, skip.event_time) == ("graph", 1793610927.0)  # 09:15:27Z
 
 
 @pytest.mark.parametrize("odata_type", [

@@ -713,6 +713,7 @@ FIELD_SOURCES |= {
         "tenantId": ("tenantId",), "correlationId": ("correlationId",),
     },
     "espLog": {**_LOG_FIELDS, "intuneDeviceId": ("IntuneDeviceId", "DeviceId")},
+    "otherEvent": _GRAPH_FIELDS,  # never classified; its event time is measured
     "reportExport": {
         "id": ("EnrollmentActivityId", "FailureGuid"),
         "eventTime": ("EnrollmentDateTime", "EnrollmentFailureDateTime"),

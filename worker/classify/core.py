@@ -47,6 +47,7 @@ from worker.classify.decode import (
 from worker.classify.normalize import Classification, Skip, normalize_failure
 from worker.classify.remedy import unknown_hints
 from worker.classify.taxonomy import Evidence, FailureCategory
+from worker.classify.verdict import SkipReason
 
 CLASSIFIER_VERSION: Final = __version__
 SCHEMA_VERSION: Final = 1
@@ -155,15 +156,19 @@ def _outcome(item: RawRecord | Rejection, value: bytes | None, source: Source,
     if isinstance(item, Rejection):
         return _dead_letter(item, value, source, options)
     if item.shape == "otherEvent":  # its type says it is no enrollment: nothing to read
-        return Skipped("not_enrollment", item.index, item.event_type)
+        return _skipped("not_enrollment", item)
     result = normalize_failure(item)
     if isinstance(result, Classification):  # the common case first: this runs per event
         return _classified(item, result, value, source, options)
     if isinstance(result, Skip):
-        return Skipped(result.reason, item.index, item.event_type,
-                       event_time=event_epoch(_event_time_text(item)),
-                       shape_label=SHAPE_LABEL_OF.get(item.shape, "other"))
+        return _skipped(result.reason, item)
     return _dead_letter(result, value, source, options)
+
+
+def _skipped(reason: SkipReason, record: RawRecord) -> Skipped:
+    return Skipped(reason, record.index, record.event_type,
+                   event_time=event_epoch(_event_time_text(record)),
+                   shape_label=SHAPE_LABEL_OF.get(record.shape, "other"))
 
 
 def _classified(record: RawRecord, c: Classification, value: bytes | None, source: Source,
@@ -213,6 +218,9 @@ def _classified(record: RawRecord, c: Classification, value: bytes | None, sourc
 
 
 _HINT_SHAPES = remedy.HINT_SHAPES
+_SHAPE_DEFAULTS = catalog.SHAPE_DEFAULTS
+# Envelope rows are most of a stream and have no defaults: one comparison answers for them.
+_COMMON_SHAPE: Final = "diagnosticLog"
 _DEPLOYMENT_SHAPES = frozenset(("autopilotEvent", "espLog"))
 _FIELD_PLAN = {shape: tuple(plan.items()) for shape, plan in catalog.FIELD_SOURCES.items()}
 _ROW_PLAN = tuple(catalog.LOG_ROW_FIELDS.items())
@@ -300,7 +308,7 @@ def _read_fields(record: RawRecord) -> dict[str, str | None]:
             out[name] = str(value)
         else:  # None, or a nested object/list: not a scalar we can show
             out[name] = None
-    defaults = catalog.SHAPE_DEFAULTS.get(record.shape)
+    defaults = _SHAPE_DEFAULTS.get(record.shape) if record.shape != _COMMON_SHAPE else None
     if defaults is not None:
         for name, default in defaults.items():
             if out[name] is None:

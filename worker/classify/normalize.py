@@ -116,7 +116,8 @@ def normalize_failure(record: RawRecord) -> Classification | Skip | Rejection:
         if raw_reason is None:
             raw_reason = text[:MAX_RAW_REASON_CHARS]
         scanned = text[:MAX_REASON_SCAN]
-        match = _context_detail(record, text) or find_detail(scanned)
+        match = ((_context_detail(record, text) if record.shape in _CONTEXT_SHAPES else None)
+                 or find_detail(scanned))
         if match is not None:
             break
     if match is None:
@@ -306,6 +307,9 @@ def _nested_detail(fields: dict[str, Any]) -> DetailMatch | None:
 def _skip_reason(record: RawRecord, state: CategoryState) -> SkipReason | None:
     # Whether the record is a failure at all is decided in one place: worker.classify.verdict.
     return verdict.skip_reason(record, state == "notApplicable")
+
+
+_CONTEXT_SHAPES: Final = frozenset(catalog.CONTEXT_REASONS_FOLDED)
 
 
 def _context_detail(record: RawRecord, text: str) -> DetailMatch | None:

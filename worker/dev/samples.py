@@ -161,9 +161,10 @@ _DEPLOYMENT: tuple[tuple[str, int, Outcome], ...] = (
     ("failure", 17, "classified"))
 _DEPLOYMENT_CUM = tuple(accumulate(w for _, w, _ in _DEPLOYMENT))
 _PHASES = ("deviceSetupStatus", "accountSetupStatus")
+# No pre-provisioning (white glove) types: there 0x80180005 means something else (a scenario
+# refinement this oracle does not model; tests/unit covers it).
 _AUTOPILOT_TYPES = ("azureADJoinedWithAutopilotProfile", "offlineDomainJoined",
-                    "azureADJoinedUsingDeviceAuthWithAutopilotProfile",
-                    "azureADJoinedWithWhiteGlove")
+                    "azureADJoinedUsingDeviceAuthWithAutopilotProfile")
 _ESP_PROFILES = ("Default ESP", "Contoso ESP (block on apps)", "Kiosk ESP")
 _EXPORT_OS = {"Windows": (1, "Windows"), "iOS": (2, "iOS/iPadOS"), "Android": (3, "Android"),
               "macOS": (4, "macOS")}
