@@ -134,15 +134,19 @@ def _outcome(item: RawRecord | Rejection, value: bytes | None, source: Source,
     if isinstance(item, Rejection):
         return _dead_letter(item, value, source, options)
     if item.shape == "otherEvent":  # its type says it is no enrollment: nothing to read
-        return Skipped("not_enrollment", item.index, item.event_type)
+        return _skipped("not_enrollment", item)
     result = normalize_failure(item)
     if isinstance(result, Classification):  # the common case first: this runs per event
         return _classified(item, result, value, source, options)
     if isinstance(result, Skip):
-        return Skipped(result.reason, item.index, item.event_type,
-                       event_time=event_epoch(_event_time_text(item)),
-                       shape_label=SHAPE_LABEL_OF.get(item.shape, "other"))
+        return _skipped(result.reason, item)
     return _dead_letter(result, value, source, options)
+
+
+def _skipped(reason: verdict.SkipReason, record: RawRecord) -> Skipped:
+    return Skipped(reason, record.index, record.event_type,
+                   event_time=event_epoch(_event_time_text(record)),
+                   shape_label=SHAPE_LABEL_OF.get(record.shape, "other"))
 
 
 def _classified(record: RawRecord, c: Classification, value: bytes | None, source: Source,
@@ -291,7 +295,7 @@ def _read_fields(record: RawRecord) -> dict[str, str | None]:
 
 def _event_time_text(record: RawRecord) -> str | None:
     """The event-time field alone, read as _read_fields reads it (for skipped records)."""
-    for key in _EVENT_TIME_KEYS[record.shape]:
+    for key in _EVENT_TIME_KEYS.get(record.shape, _GRAPH_EVENT_TIME):
         value = record.fields.get(key)
         if value is not None:
             return _scalar_text(value)
@@ -311,6 +315,7 @@ def _scalar_text(value: Any) -> str | None:
 
 
 _EVENT_TIME_KEYS = {shape: plan["eventTime"] for shape, plan in catalog.FIELD_SOURCES.items()}
+_GRAPH_EVENT_TIME = _EVENT_TIME_KEYS["graphEvent"]  # Graph types without a field plan of their own
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z, the last instant datetime can name
