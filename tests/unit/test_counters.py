@@ -292,3 +292,19 @@ def test_any_event_time_value_is_counted_within_the_closed_sets(event: dict[str,
     assert {name: len(_series(registry, name)) for name in counts} == counts
     classified = sum(isinstance(o, Classified) for o in outcomes)
     assert sum(_series(registry, "enrollment_category_failures_total").values()) == classified
+
+
+def test_skipped_graph_records_are_counted_by_reason_with_their_age() -> None:
+    registry = CollectorRegistry()
+    autopilot = "#microsoft.graph.deviceManagementAutopilotEvent"
+    hour_ago = _iso(NOW - 3600)
+    _record(registry,
+            {"@odata.type": autopilot, "deploymentState": "inProgress", "eventDateTime": hour_ago},
+            {"@odata.type": autopilot, "deploymentState": "success", "eventDateTime": hour_ago},
+            {"@odata.type": "#microsoft.graph.deviceManagementTroubleshootingEvent",
+             "eventDateTime": hour_ago})
+    for reason in ("in_progress", "success", "not_enrollment"):
+        assert _get(registry, "enrollment_skipped_records_total", reason=reason) == 1, reason
+    assert _get(registry, "enrollment_event_age_seconds_count", shape="graph") == 3
+    assert _get(registry, "enrollment_event_age_seconds_sum", shape="graph") == 3 * 3600
+    assert sum(_series(registry, "enrollment_category_failures_total").values()) == 0

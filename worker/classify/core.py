@@ -323,7 +323,7 @@ def _read_fields(record: RawRecord) -> dict[str, str | None]:
 
 def _event_time_text(record: RawRecord) -> str | None:
     """The event-time field alone, read as _read_fields reads it (for skipped records)."""
-    for key in _EVENT_TIME_KEYS[record.shape]:
+    for key in _EVENT_TIME_KEYS.get(record.shape, _GRAPH_EVENT_TIME):
         value = record.fields.get(key)
         if value is not None:
             return _scalar_text(value)
@@ -343,6 +343,7 @@ def _scalar_text(value: Any) -> str | None:
 
 
 _EVENT_TIME_KEYS = {shape: plan["eventTime"] for shape, plan in catalog.FIELD_SOURCES.items()}
+_GRAPH_EVENT_TIME = _EVENT_TIME_KEYS["graphEvent"]  # Graph types without a field plan of their own
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z, the last instant datetime can name
@@ -358,30 +359,45 @@ def event_epoch(text: str | None) -> float | None:
     """
     if not text:
         return None
-    hour = _hour_epoch(text[:13])
-    if hour is not None and len(text) >= 19 and text[13] == ":" and text[16] == ":":
-        # The common case, ``2026-11-02T09:15:27[.fff...]Z``, without building a datetime:
-        # the date and hour repeat across a stream and are cached. Seconds are enough here.
-        tail = text[19:]
-        minutes, seconds = text[14:16], text[17:19]
-        # isdecimal and the range test together admit exactly "00".."59" (int() would raise
-        # on digits such as "²" that isdigit accepts, and a core that raises dead-letters).
-        if (tail == "Z" or (tail[:1] == "." and tail[-1:] == "Z" and tail[1:-1].isdecimal())) \
-                and minutes.isdecimal() and seconds.isdecimal() and minutes < "60" \
-                and seconds < "60":
-            return hour + int(minutes) * 60 + int(seconds)
+    n = len(text)
+    # The common case, ``2026-11-02T09:15:27[.fff...]Z``, without building a datetime (that
+    # cost ~6 % of the core's time per event): the date and hour repeat across a stream and
+    # are cached; minutes and seconds are read digit by digit. Seconds are enough here.
+    if n >= 20 and text[13] == ":" and text[16] == ":" and text[n - 1] == "Z" and (
+            n == 20 or (text[19] == "." and _digits(text, 20, n - 1))):
+        prefix = text[:13]
+        hour = _HOUR_EPOCHS.get(prefix)
+        if hour is None:
+            hour = _hour_epoch(prefix)
+        m1, m2, s1, s2 = (ord(text[14]) - 48, ord(text[15]) - 48, ord(text[17]) - 48,
+                          ord(text[18]) - 48)
+        if hour is not None and 0 <= m1 <= 5 and 0 <= m2 <= 9 and 0 <= s1 <= 5 \
+                and 0 <= s2 <= 9:
+            return hour + (m1 * 600 + m2 * 60 + s1 * 10 + s2)
     return _slow_epoch(text)
 
 
-@lru_cache(maxsize=1024)
+def _digits(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is one or more ASCII digits (without slicing a copy)."""
+    return start < end and all(48 <= ord(text[i]) <= 57 for i in range(start, end))
+
+
+_HOUR_EPOCHS: Final[dict[str, float]] = {}  # a cache: "YYYY-MM-DDTHH" -> Unix seconds
+_MAX_CACHED_HOURS: Final = 4096
+
+
 def _hour_epoch(prefix: str) -> float | None:
-    """``YYYY-MM-DDTHH`` as Unix seconds (UTC), or None if it is not that."""
+    """``YYYY-MM-DDTHH`` as Unix seconds (UTC), or None if it is not that; cached if it is."""
     if len(prefix) != 13 or prefix[10] not in "Tt ":
         return None
     try:
-        return (datetime.fromisoformat(prefix + ":00") - _EPOCH_NAIVE).total_seconds()
+        epoch = (datetime.fromisoformat(prefix + ":00") - _EPOCH_NAIVE).total_seconds()
     except ValueError:
         return None
+    if len(_HOUR_EPOCHS) >= _MAX_CACHED_HOURS:  # bounded whatever the input
+        _HOUR_EPOCHS.clear()
+    _HOUR_EPOCHS[prefix] = epoch
+    return epoch
 
 
 def _slow_epoch(text: str) -> float | None:
