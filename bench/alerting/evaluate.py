@@ -1,8 +1,10 @@
 """Evaluate a Prometheus rules file over backfilled history, as the rule manager would.
 
-Recording rules are backfilled with `promtool tsdb create-blocks-from rules`, one layer at a
-time (a rule that reads another rule's output goes into a later layer, because promtool
-evaluates each rule against what the server already holds). Alerting rules are then run as
+Recording rules are evaluated by the server and backfilled one layer at a time (a rule that
+reads another rule's output goes into a later layer: it can only read what the server already
+holds). The server runs with a lookback delta just under the evaluation interval, which stands
+in for the staleness markers Prometheus writes when a scrape fails or a recorded series ends
+(backfilled blocks cannot carry them). Alerting rules are then run as
 range queries at every evaluation step; `for:` is applied the way Prometheus applies it: an
 alert becomes pending at the first step its series is returned, fires at the first step at
 least `for` later, and resolves at the first step the series is missing.
@@ -12,13 +14,14 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
-from bench.alerting.promserver import PrometheusServer, backfill_rules, move_blocks
+from bench.alerting.promserver import PrometheusServer, backfill_openmetrics, move_blocks
 
 MAX_STEPS = 10_000  # Prometheus refuses range queries over 11,000 points per series
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
@@ -70,32 +73,69 @@ def recording_layers(groups: list[dict[str, Any]]) -> list[list[dict[str, Any]]]
     return [[r for r in rules if layer_of[r["record"]] == level] for level in range(depth)]
 
 
+def _om_value(value: str) -> str:
+    return {"inf": "+Inf", "+inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}.get(value.lower(), value)
+
+
+def _write_recorded(server: PrometheusServer, layer: list[dict[str, Any]], start: int,
+                    end: int, step: int, out: TextIO) -> None:
+    """Evaluate each rule at every step (range queries) and write what it would record."""
+    for rule in layer:
+        name, extra = rule["record"], {k: str(v) for k, v in (rule.get("labels") or {}).items()}
+        out.write(f"# TYPE {name} gauge\n")
+        series: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        for chunk_start, chunk_end in _chunks(start, end, step):
+            for result in server.query_range(rule["expr"], chunk_start, chunk_end, step):
+                labels = {k: v for k, v in result["metric"].items() if k != "__name__"}
+                key = tuple(sorted({**labels, **extra}.items()))
+                lines = series.setdefault(key, [])
+                lines += [f"{_om_value(v)} {int(float(t))}\n" for t, v in result["values"]]
+        for key, lines in series.items():
+            inner = ",".join(f'{k}="{v}"' for k, v in key)
+            prefix = f"{name}{{{inner}}} "
+            out.writelines(prefix + line for line in lines)
+
+
 def backfill_recording_rules(server: PrometheusServer, groups: list[dict[str, Any]],
-                             start: int, end: int, interval_s: int) -> int:
-    """Backfill every recording rule over [start, end]; returns the number of layers."""
+                             start: int, end: int, step: int) -> int:
+    """Backfill every recording rule over [start, end]; returns the number of layers.
+
+    Each layer is evaluated by the running server with range queries at the evaluation steps
+    (what the rule manager computes at each evaluation), written as OpenMetrics and loaded with
+    `promtool tsdb create-blocks-from openmetrics`; the server restarts to see the new blocks.
+    (Prometheus 2.42's `create-blocks-from rules` writes one block per rule per two hours,
+    thousands for a month, which the server then spends minutes compacting.)
+    """
     layers = recording_layers(groups)
     for index, layer in enumerate(layers):
         with tempfile.TemporaryDirectory(dir=server.tsdb.parent) as scratch:
-            rules = Path(scratch) / f"layer{index}.rules.yaml"
-            rules.write_text(yaml.safe_dump({"groups": [{"name": f"layer{index}", "rules": layer}]}))
-            out = Path(scratch) / "blocks"
-            backfill_rules(rules, server.url, start, end, interval_s, out)
+            source = Path(scratch) / f"layer{index}.om"
+            with source.open("w", encoding="utf-8") as out:
+                _write_recorded(server, layer, start, end, step, out)
+                out.write("# EOF\n")
+            blocks = Path(scratch) / "blocks"
+            backfill_openmetrics(source, blocks)
             server.stop()
-            move_blocks(out, server.tsdb)
+            move_blocks(blocks, server.tsdb)
             server.start()
     return len(layers)
+
+
+def _chunks(start: int, end: int, step: int) -> Iterator[tuple[int, int]]:
+    chunk = start
+    while chunk <= end:
+        chunk_end = min(end, chunk + (MAX_STEPS - 1) * step)
+        yield chunk, chunk_end
+        chunk = chunk_end + step
 
 
 def _present_steps(server: PrometheusServer, expr: str, start: int, end: int,
                    step: int) -> dict[tuple[tuple[str, str], ...], set[int]]:
     present: dict[tuple[tuple[str, str], ...], set[int]] = {}
-    chunk = start
-    while chunk <= end:
-        chunk_end = min(end, chunk + (MAX_STEPS - 1) * step)
+    for chunk, chunk_end in _chunks(start, end, step):
         for series in server.query_range(expr, chunk, chunk_end, step):
             labels = tuple(sorted((k, v) for k, v in series["metric"].items() if k != "__name__"))
             present.setdefault(labels, set()).update(int(float(t)) for t, _ in series["values"])
-        chunk = chunk_end + step
     return present
 
 

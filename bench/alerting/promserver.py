@@ -1,6 +1,6 @@
 """A real Prometheus server on 127.0.0.1 over a backfilled TSDB, and the promtool steps.
 
-`backfill_openmetrics()` and `backfill_rules()` wrap `promtool tsdb create-blocks-from ...`;
+`backfill_openmetrics()` wraps `promtool tsdb create-blocks-from openmetrics`;
 `PrometheusServer` starts `prometheus` with no scrape targets on a free loopback port (so it
 only serves what was backfilled) and answers range queries.
 """
@@ -42,13 +42,6 @@ def backfill_openmetrics(source: Path, tsdb: Path) -> None:
           "--max-block-duration=700h", str(source), str(tsdb)], timeout=1800)
 
 
-def backfill_rules(rules: Path, url: str, start: int, end: int, interval_s: int,
-                   out: Path) -> None:
-    _run([tool("promtool"), "tsdb", "create-blocks-from", "rules", f"--url={url}",
-          f"--start={start}", f"--end={end}", f"--eval-interval={interval_s}s",
-          f"--output-dir={out}", str(rules)], timeout=3600)
-
-
 def move_blocks(source: Path, tsdb: Path) -> None:
     for block in source.iterdir():
         if block.is_dir() and (block / "meta.json").exists():
@@ -65,8 +58,9 @@ def _free_port() -> int:
 class PrometheusServer:
     """`prometheus` serving a TSDB directory; use as a context manager."""
 
-    def __init__(self, tsdb: Path, workdir: Path) -> None:
+    def __init__(self, tsdb: Path, workdir: Path, lookback_s: int = 59) -> None:
         self.tsdb = tsdb
+        self._lookback_s = lookback_s
         self._config = workdir / "prometheus.yml"
         self._config.write_text("global:\n  evaluation_interval: 1m\n", encoding="utf-8")
         self._log = workdir / "prometheus.log"
@@ -80,7 +74,8 @@ class PrometheusServer:
             self._process = subprocess.Popen(
                 [tool("prometheus"), f"--config.file={self._config}",
                  f"--storage.tsdb.path={self.tsdb}", f"--web.listen-address=127.0.0.1:{port}",
-                 "--storage.tsdb.retention.time=100y", "--query.max-samples=500000000",
+                 "--storage.tsdb.retention.time=100y",
+                 f"--query.lookback-delta={self._lookback_s}s", "--query.max-samples=500000000",
                  f"--query.timeout={int(QUERY_TIMEOUT_S)}s", "--log.level=warn"],
                 stdout=log, stderr=log)
         deadline = time.monotonic() + READY_TIMEOUT_S

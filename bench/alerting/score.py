@@ -56,7 +56,7 @@ def run_tenant(rules: Path, tenant: str, seed: int, days: int, step: int,
     tsdb = run_dir / "tsdb"
     shutil.copytree(raw, tsdb)
     groups = load_groups(rules)
-    with PrometheusServer(tsdb, run_dir) as server:
+    with PrometheusServer(tsdb, run_dir, lookback_s=step - 1) as server:
         backfill_recording_rules(server, groups, sim.start, sim.end, step)
         firings = evaluate_alerts(server, groups, sim.start, sim.end, step, SKIP_GROUPS)
     shutil.rmtree(run_dir, ignore_errors=True)
