@@ -13,7 +13,7 @@ import math
 from array import array
 from typing import TYPE_CHECKING
 
-from bench.alerting import params as P
+from bench.alerting import params
 
 if TYPE_CHECKING:
     from bench.alerting.simulate import Disturbance, Labels, Record, Simulation
@@ -26,13 +26,13 @@ URGENT_DETAILS = (
     ("accountValidation", "adeTokenInvalid"),
 )
 INCIDENT_DETAILS = tuple(
-    (k.category, k.detail) for k in P.INCIDENT_KINDS if k.category and k.detail != "none"
+    (k.category, k.detail) for k in params.INCIDENT_KINDS if k.category and k.detail != "none"
 )
 
 
 def detail_pairs() -> list[tuple[str, str]]:
-    pairs = {(c, "none") for c in P.GRAPH_CATEGORIES}
-    pairs |= {(c, d) for c, mix in P.DETAIL_MIX.items() for d in mix}
+    pairs = {(c, "none") for c in params.GRAPH_CATEGORIES}
+    pairs |= {(c, d) for c, mix in params.DETAIL_MIX.items() for d in mix}
     pairs |= set(URGENT_DETAILS) | set(INCIDENT_DETAILS)
     return sorted(pairs)
 
@@ -61,22 +61,27 @@ class CounterBook:
         )
         if breakdown:
             sim.families["enrollment_failures"] = "counter"
-        for category in P.GRAPH_CATEGORIES:
+        for category in params.GRAPH_CATEGORIES:
             for freshness in ("fresh", "late"):
-                self._series("enrollment_category_failures_total",
-                             _labels(failure_category=category, freshness=freshness))
+                self._series(
+                    "enrollment_category_failures_total",
+                    _labels(failure_category=category, freshness=freshness),
+                )
         for category, detail in detail_pairs():
-            self._series("enrollment_failure_details_total",
-                         _labels(failure_category=category, detail_reason=detail))
+            self._series(
+                "enrollment_failure_details_total",
+                _labels(failure_category=category, detail_reason=detail),
+            )
         for outcome in ("classified", "dead_lettered", "skipped_success", "skipped_other"):
             self._series("enrollment_events_total", _labels(outcome=outcome))
         for reason in ("success", "in_progress", "not_enrollment"):
             self._series("enrollment_skipped_records_total", _labels(reason=reason))
-        for le in (*P.EVENT_AGE_BUCKETS, math.inf):
-            self._series("enrollment_event_age_seconds_bucket",
-                         _labels(shape=P.SHAPE, le=_le(le)))
+        for le in (*params.EVENT_AGE_BUCKETS, math.inf):
+            self._series(
+                "enrollment_event_age_seconds_bucket", _labels(shape=params.SHAPE, le=_le(le))
+            )
         for name in ("enrollment_event_age_seconds_sum", "enrollment_event_age_seconds_count"):
-            self._series(name, _labels(shape=P.SHAPE))
+            self._series(name, _labels(shape=params.SHAPE))
 
     def _series(self, name: str, labels: Labels) -> array[float]:
         key = (name, labels)
@@ -88,35 +93,48 @@ class CounterBook:
         self._series(name, labels)[slot] += amount
 
     def count(self, record: Record, processed: float) -> None:
-        slot = math.ceil((processed - self._sim.start) / P.SCRAPE_INTERVAL_S)
+        slot = math.ceil((processed - self._sim.start) / params.SCRAPE_INTERVAL_S)
         if not 0 <= slot < self._sim.scrapes:
             return
         age = max(processed - record.event_time, 0.0)
-        shape = _labels(shape=P.SHAPE)
-        for le in (*P.EVENT_AGE_BUCKETS, math.inf):
+        shape = _labels(shape=params.SHAPE)
+        for le in (*params.EVENT_AGE_BUCKETS, math.inf):
             if age <= le:
-                self._add("enrollment_event_age_seconds_bucket", _labels(shape=P.SHAPE, le=_le(le)), slot)
+                self._add(
+                    "enrollment_event_age_seconds_bucket",
+                    _labels(shape=params.SHAPE, le=_le(le)),
+                    slot,
+                )
         self._add("enrollment_event_age_seconds_sum", shape, slot, age)
         self._add("enrollment_event_age_seconds_count", shape, slot)
         if not record.failed:
             self._add("enrollment_events_total", _labels(outcome="skipped_success"), slot)
             self._add("enrollment_skipped_records_total", _labels(reason="success"), slot)
             return
-        freshness = "late" if age > P.FRESH_EVENT_MAX_AGE_S else "fresh"
+        freshness = "late" if age > params.FRESH_EVENT_MAX_AGE_S else "fresh"
         self._add("enrollment_events_total", _labels(outcome="classified"), slot)
-        self._add("enrollment_category_failures_total",
-                  _labels(failure_category=record.category, freshness=freshness), slot)
-        self._add("enrollment_failure_details_total",
-                  _labels(failure_category=record.category, detail_reason=record.detail), slot)
+        self._add(
+            "enrollment_category_failures_total",
+            _labels(failure_category=record.category, freshness=freshness),
+            slot,
+        )
+        self._add(
+            "enrollment_failure_details_total",
+            _labels(failure_category=record.category, detail_reason=record.detail),
+            slot,
+        )
         if self._breakdown:
-            labels = _labels(failure_category=record.category, os=record.platform,
-                             enrollment_type=P.ENROLLMENT_TYPE[record.platform])
+            labels = _labels(
+                failure_category=record.category,
+                os=record.platform,
+                enrollment_type=params.ENROLLMENT_TYPE[record.platform],
+            )
             self._lazy.add(("enrollment_failures_total", labels))
             self._add("enrollment_failures_total", labels, slot)
 
     def finish(self, missing: list[Disturbance]) -> None:
         """Cumulative values with resets at restarts; NaN where no scrape happened."""
-        start, step = self._sim.start, P.SCRAPE_INTERVAL_S
+        start, step = self._sim.start, params.SCRAPE_INTERVAL_S
         resets = {math.ceil((r - start) / step) for r in self._restarts}
         absent = [
             (math.ceil((d.start - start) / step), math.ceil((d.end - start) / step))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs
 
 from bench.alerting.promserver import PrometheusServer, backfill_openmetrics, move_blocks
 
@@ -63,7 +63,9 @@ def recording_layers(groups: list[dict[str, Any]]) -> list[list[dict[str, Any]]]
     layer_of: dict[str, int] = {}
     for _ in range(len(rules) + 1):
         for rule in rules:
-            used = {n for n in names if re.search(rf"(?<![\w:]){re.escape(n)}(?![\w:])", rule["expr"])}
+            used = {
+                n for n in names if re.search(rf"(?<![\w:]){re.escape(n)}(?![\w:])", rule["expr"])
+            }
             if used <= set(layer_of):
                 layer_of[rule["record"]] = 1 + max((layer_of[n] for n in used), default=-1)
     missing = names - set(layer_of)
@@ -77,14 +79,20 @@ def _om_value(value: str) -> str:
     return {"inf": "+Inf", "+inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}.get(value.lower(), value)
 
 
-def _write_recorded(server: PrometheusServer, layer: list[dict[str, Any]], start: int,
-                    end: int, step: int, out: TextIO) -> None:
+def _write_recorded(
+    server: PrometheusServer,
+    layer: list[dict[str, Any]],
+    out: TextIO,
+    *,
+    span: tuple[int, int],
+    step: int,
+) -> None:
     """Evaluate each rule at every step (range queries) and write what it would record."""
     for rule in layer:
         name, extra = rule["record"], {k: str(v) for k, v in (rule.get("labels") or {}).items()}
         out.write(f"# TYPE {name} gauge\n")
         series: dict[tuple[tuple[str, str], ...], list[str]] = {}
-        for chunk_start, chunk_end in _chunks(start, end, step):
+        for chunk_start, chunk_end in _chunks(*span, step):
             for result in server.query_range(rule["expr"], chunk_start, chunk_end, step):
                 labels = {k: v for k, v in result["metric"].items() if k != "__name__"}
                 key = tuple(sorted({**labels, **extra}.items()))
@@ -96,8 +104,9 @@ def _write_recorded(server: PrometheusServer, layer: list[dict[str, Any]], start
             out.writelines(prefix + line for line in lines)
 
 
-def backfill_recording_rules(server: PrometheusServer, groups: list[dict[str, Any]],
-                             start: int, end: int, step: int) -> int:
+def backfill_recording_rules(
+    server: PrometheusServer, groups: list[dict[str, Any]], start: int, end: int, step: int
+) -> int:
     """Backfill every recording rule over [start, end]; returns the number of layers.
 
     Each layer is evaluated by the running server with range queries at the evaluation steps
@@ -111,7 +120,7 @@ def backfill_recording_rules(server: PrometheusServer, groups: list[dict[str, An
         with tempfile.TemporaryDirectory(dir=server.tsdb.parent) as scratch:
             source = Path(scratch) / f"layer{index}.om"
             with source.open("w", encoding="utf-8") as out:
-                _write_recorded(server, layer, start, end, step, out)
+                _write_recorded(server, layer, out, span=(start, end), step=step)
                 out.write("# EOF\n")
             blocks = Path(scratch) / "blocks"
             backfill_openmetrics(source, blocks)
@@ -129,8 +138,9 @@ def _chunks(start: int, end: int, step: int) -> Iterator[tuple[int, int]]:
         chunk = chunk_end + step
 
 
-def _present_steps(server: PrometheusServer, expr: str, start: int, end: int,
-                   step: int) -> dict[tuple[tuple[str, str], ...], set[int]]:
+def _present_steps(
+    server: PrometheusServer, expr: str, start: int, end: int, step: int
+) -> dict[tuple[tuple[str, str], ...], set[int]]:
     present: dict[tuple[tuple[str, str], ...], set[int]] = {}
     for chunk, chunk_end in _chunks(start, end, step):
         for series in server.query_range(expr, chunk, chunk_end, step):
@@ -139,8 +149,15 @@ def _present_steps(server: PrometheusServer, expr: str, start: int, end: int,
     return present
 
 
-def _episodes(alert: str, labels: tuple[tuple[str, str], ...], steps: set[int], step: int,
-              hold_s: float, end: int) -> list[Firing]:
+def _episodes(
+    alert: str,
+    labels: tuple[tuple[str, str], ...],
+    steps: set[int],
+    *,
+    step: int,
+    hold_s: float,
+    end: int,
+) -> list[Firing]:
     found: list[Firing] = []
     ordered = sorted(steps)
     run_start = previous = None
@@ -157,10 +174,16 @@ def _episodes(alert: str, labels: tuple[tuple[str, str], ...], steps: set[int], 
     return found
 
 
-def evaluate_alerts(server: PrometheusServer, groups: list[dict[str, Any]], start: int,
-                    end: int, step: int,
-                    skip_groups: frozenset[str] = frozenset()) -> list[Firing]:
+def evaluate_alerts(
+    server: PrometheusServer,
+    groups: list[dict[str, Any]],
+    *,
+    span: tuple[int, int],
+    step: int,
+    skip_groups: frozenset[str] = frozenset(),
+) -> list[Firing]:
     """Every firing episode of every alerting rule (rule labels added) over [start, end]."""
+    start, end = span
     firings: list[Firing] = []
     for group in groups:
         if group["name"] in skip_groups:
@@ -172,5 +195,5 @@ def evaluate_alerts(server: PrometheusServer, groups: list[dict[str, Any]], star
             hold = duration_s(rule.get("for"))
             for labels, steps in _present_steps(server, rule["expr"], start, end, step).items():
                 merged = tuple(sorted({**dict(labels), **extra}.items()))
-                firings += _episodes(rule["alert"], merged, steps, step, hold, end)
+                firings += _episodes(rule["alert"], merged, steps, step=step, hold_s=hold, end=end)
     return sorted(firings, key=lambda f: f.fired_at)

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import TextIO
 
-from bench.alerting import params as P
+from bench.alerting import params
 from bench.alerting.simulate import Simulation
 
 
@@ -21,7 +21,7 @@ def _escape(value: str) -> str:
 
 def _series_prefix(key: tuple[tuple[str, str], ...]) -> str:
     name = key[0][1]
-    labels = [("job", P.JOB), ("instance", P.INSTANCE), *key[1:]]
+    labels = [("job", params.JOB), ("instance", params.INSTANCE), *key[1:]]
     inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
     return f"{name}{{{inner}}} "
 
@@ -29,7 +29,7 @@ def _series_prefix(key: tuple[tuple[str, str], ...]) -> str:
 def write_stream(sim: Simulation, out: TextIO) -> int:
     """Write every sample; returns how many were written."""
     written = 0
-    times = [f" {sim.start + i * P.SCRAPE_INTERVAL_S}\n" for i in range(sim.scrapes)]
+    times = [f" {sim.start + i * params.SCRAPE_INTERVAL_S}\n" for i in range(sim.scrapes)]
     for family, kind in sim.families.items():
         out.write(f"# TYPE {family} {kind}\n")
         for key, values in sim.series.get(family, {}).items():

@@ -19,14 +19,30 @@ SHAPE = "log_row"  # Event Hubs diagnostic-log rows
 
 # Share of a business day's attempts in each local hour (sums to 1).
 HOURLY_PROFILE: tuple[float, ...] = (
-    0.005, 0.005, 0.005, 0.005, 0.005, 0.005,  # 00-06
-    0.015, 0.04, 0.09,  # 06-09
-    0.11, 0.11, 0.11,  # 09-12
+    0.005,
+    0.005,
+    0.005,
+    0.005,
+    0.005,
+    0.005,  # 00-06
+    0.015,
+    0.04,
+    0.09,  # 06-09
+    0.11,
+    0.11,
+    0.11,  # 09-12
     0.07,  # 12-13
-    0.095, 0.095, 0.095,  # 13-16
-    0.06, 0.035,  # 16-18
-    0.0125, 0.0125, 0.0125, 0.0125,  # 18-22
-    0.005, 0.005,  # 22-24
+    0.095,
+    0.095,
+    0.095,  # 13-16
+    0.06,
+    0.035,  # 16-18
+    0.0125,
+    0.0125,
+    0.0125,
+    0.0125,  # 18-22
+    0.005,
+    0.005,  # 22-24
 )
 WEEKEND_SHARE = 0.08  # of a business day, flat over 07-22
 WEEKEND_HOURS = range(7, 22)
@@ -64,8 +80,12 @@ CATEGORY_MIX: dict[str, float] = {
 }
 DETAIL_MIX: dict[str, dict[str, float]] = {
     "userAbandonment": {"none": 1.0},
-    "enrollmentRestrictionsEnforced": {"deviceCap": 0.5, "enrollmentCriteriaNotMet": 0.2,
-                                       "platformBlocked": 0.1, "none": 0.2},
+    "enrollmentRestrictionsEnforced": {
+        "deviceCap": 0.5,
+        "enrollmentCriteriaNotMet": 0.2,
+        "platformBlocked": 0.1,
+        "none": 0.2,
+    },
     "authentication": {"deviceAuthenticationError": 0.6, "none": 0.4},
     "clientDisconnected": {"networkConnectivity": 0.5, "mfaNotCompleted": 0.3, "none": 0.2},
     "userValidation": {"userNotLicensed": 0.7, "none": 0.3},
@@ -129,33 +149,78 @@ class IncidentKind:
 
 HOUR = 3600
 INCIDENT_KINDS: tuple[IncidentKind, ...] = (
-    IncidentKind("apns_expired", "accountValidation", "apnsCertificateExpired", 8 * HOUR,
-                 platform="ios"),
-    IncidentKind("licence_group_removed", "userValidation", "userNotLicensed", 6 * HOUR,
-                 share=0.20),
-    IncidentKind("restriction_misconfigured", "enrollmentRestrictionsEnforced",
-                 "platformBlocked", 4 * HOUR, platform="android"),
-    IncidentKind("network_outage", "clientDisconnected", "networkConnectivity", 2 * HOUR,
-                 platform="windows"),
+    IncidentKind(
+        "apns_expired", "accountValidation", "apnsCertificateExpired", 8 * HOUR, platform="ios"
+    ),
+    IncidentKind(
+        "licence_group_removed", "userValidation", "userNotLicensed", 6 * HOUR, share=0.20
+    ),
+    IncidentKind(
+        "restriction_misconfigured",
+        "enrollmentRestrictionsEnforced",
+        "platformBlocked",
+        4 * HOUR,
+        platform="android",
+    ),
+    IncidentKind(
+        "network_outage", "clientDisconnected", "networkConnectivity", 2 * HOUR, platform="windows"
+    ),
     IncidentKind("new_failure_mode", "unknown", "none", 8 * HOUR, share=0.10),
-    IncidentKind("slow_creep", "", "none", 4 * 24 * HOUR,
-                 creep_categories=("authentication", "clientDisconnected",
-                                   "deviceNotSupported", "authorization"),
-                 creep_ramp_s=3 * 24 * HOUR),
-    IncidentKind("small_burst", "", "none", 2 * HOUR, burst_range=(6, 10),
-                 burst_categories=("authorization", "badRequest", "deviceNotSupported",
-                                   "featureNotSupported"),
-                 tenants=("small",)),
+    IncidentKind(
+        "slow_creep",
+        "",
+        "none",
+        4 * 24 * HOUR,
+        creep_categories=(
+            "authentication",
+            "clientDisconnected",
+            "deviceNotSupported",
+            "authorization",
+        ),
+        creep_ramp_s=3 * 24 * HOUR,
+    ),
+    IncidentKind(
+        "small_burst",
+        "",
+        "none",
+        2 * HOUR,
+        burst_range=(6, 10),
+        burst_categories=(
+            "authorization",
+            "badRequest",
+            "deviceNotSupported",
+            "featureNotSupported",
+        ),
+        tenants=("small",),
+    ),
 )
 FIRST_INCIDENT_DAY = 7
 INCIDENT_HOURS = (8, 16)
 DETECTION_GRACE_S = 1800  # a firing up to 30 min after the end still counts
 
 EVENT_AGE_BUCKETS: tuple[float, ...] = (
-    60, 300, 900, 1800, 3600, 7200, 21600, 86400, 259200, 604800,
+    60,
+    300,
+    900,
+    1800,
+    3600,
+    7200,
+    21600,
+    86400,
+    259200,
+    604800,
 )
 GRAPH_CATEGORIES: tuple[str, ...] = (
-    "unknown", "authentication", "authorization", "accountValidation", "userValidation",
-    "deviceNotSupported", "inMaintenance", "badRequest", "featureNotSupported",
-    "enrollmentRestrictionsEnforced", "clientDisconnected", "userAbandonment",
+    "unknown",
+    "authentication",
+    "authorization",
+    "accountValidation",
+    "userValidation",
+    "deviceNotSupported",
+    "inMaintenance",
+    "badRequest",
+    "featureNotSupported",
+    "enrollmentRestrictionsEnforced",
+    "clientDisconnected",
+    "userAbandonment",
 )

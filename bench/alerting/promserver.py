@@ -25,21 +25,36 @@ QUERY_TIMEOUT_S = 600.0
 def tool(name: str) -> str:
     path = shutil.which(name)
     if not path:
-        raise SystemExit(f"{name} not found: install Debian's prometheus package "
-                         "(scripts/install-deploy-tools.sh)")
+        raise SystemExit(
+            f"{name} not found: install Debian's prometheus package "
+            "(scripts/install-deploy-tools.sh)"
+        )
     return path
 
 
 def _run(argv: list[str], timeout: float) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:4])} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(argv[:4])} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
+        )
 
 
 def backfill_openmetrics(source: Path, tsdb: Path) -> None:
     # 700h: promtool then writes few large blocks instead of one per 2 hours.
-    _run([tool("promtool"), "tsdb", "create-blocks-from", "openmetrics", "--quiet",
-          "--max-block-duration=700h", str(source), str(tsdb)], timeout=1800)
+    _run(
+        [
+            tool("promtool"),
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--quiet",
+            "--max-block-duration=700h",
+            str(source),
+            str(tsdb),
+        ],
+        timeout=1800,
+    )
 
 
 def move_blocks(source: Path, tsdb: Path) -> None:
@@ -72,12 +87,20 @@ class PrometheusServer:
         self.url = f"http://127.0.0.1:{port}"
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(
-                [tool("prometheus"), f"--config.file={self._config}",
-                 f"--storage.tsdb.path={self.tsdb}", f"--web.listen-address=127.0.0.1:{port}",
-                 "--storage.tsdb.retention.time=100y",
-                 f"--query.lookback-delta={self._lookback_s}s", "--query.max-samples=500000000",
-                 f"--query.timeout={int(QUERY_TIMEOUT_S)}s", "--log.level=warn"],
-                stdout=log, stderr=log)
+                [
+                    tool("prometheus"),
+                    f"--config.file={self._config}",
+                    f"--storage.tsdb.path={self.tsdb}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--storage.tsdb.retention.time=100y",
+                    f"--query.lookback-delta={self._lookback_s}s",
+                    "--query.max-samples=500000000",
+                    f"--query.timeout={int(QUERY_TIMEOUT_S)}s",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=log,
+            )
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -108,8 +131,12 @@ class PrometheusServer:
         self.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def query_range(self, expr: str, start: int, end: int, step: int) -> list[dict[str, Any]]:

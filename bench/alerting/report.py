@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from bench.alerting import params as P
+from bench.alerting import params
 from bench.alerting.evaluate import Firing
 from bench.alerting.simulate import Incident, Simulation
 
@@ -43,7 +43,9 @@ class TenantScore:
         return sum(1 for i in self.incidents if i.minutes_to_detect is not None)
 
     def ttd(self) -> list[float]:
-        return sorted(i.minutes_to_detect for i in self.incidents if i.minutes_to_detect is not None)
+        return sorted(
+            i.minutes_to_detect for i in self.incidents if i.minutes_to_detect is not None
+        )
 
 
 def _when(ts: float) -> str:
@@ -52,7 +54,7 @@ def _when(ts: float) -> str:
 
 def _matches(firing: Firing, incident: Incident) -> bool:
     category = firing.label("failure_category")
-    in_time = incident.start <= firing.fired_at <= incident.end + P.DETECTION_GRACE_S
+    in_time = incident.start <= firing.fired_at <= incident.end + params.DETECTION_GRACE_S
     return in_time and category in (None, incident.category)
 
 
@@ -67,8 +69,9 @@ def score_tenant(sim: Simulation, firings: list[Firing]) -> TenantScore:
     score = TenantScore(sim.tenant)
     matched: set[int] = set()
     for incident in sim.incidents:
-        result = IncidentResult(incident.kind, incident.category, _when(incident.start),
-                                _when(incident.end))
+        result = IncidentResult(
+            incident.kind, incident.category, _when(incident.start), _when(incident.end)
+        )
         hits = [(i, f) for i, f in enumerate(firings) if _matches(f, incident)]
         matched |= {i for i, _ in hits}
         if hits:
@@ -82,7 +85,9 @@ def score_tenant(sim: Simulation, firings: list[Firing]) -> TenantScore:
         score.firings.append(line + ("" if index in matched else "  [false]"))
         if index not in matched:
             score.false_alerts.append(
-                FalseAlert(firing.alert, category, _when(firing.fired_at), _blame(sim, firing.fired_at))
+                FalseAlert(
+                    firing.alert, category, _when(firing.fired_at), _blame(sim, firing.fired_at)
+                )
             )
     return score
 
@@ -92,10 +97,12 @@ def _summary(score: TenantScore) -> str:
     median = f"{statistics.median(ttd):.0f}" if ttd else "-"
     worst = f"{max(ttd):.0f}" if ttd else "-"
     blamed = sorted({f.blamed_on for f in score.false_alerts if f.blamed_on})
-    return (f"{score.tenant:<7} detected {score.detected}/{len(score.incidents)}  "
-            f"median TTD {median} min  worst {worst} min  "
-            f"false alerts {len(score.false_alerts)}"
-            + (f" (near: {', '.join(blamed)})" if blamed else ""))
+    return (
+        f"{score.tenant:<7} detected {score.detected}/{len(score.incidents)}  "
+        f"median TTD {median} min  worst {worst} min  "
+        f"false alerts {len(score.false_alerts)}"
+        + (f" (near: {', '.join(blamed)})" if blamed else "")
+    )
 
 
 def format_report(rules: str, seed: int, days: int, scores: list[TenantScore]) -> str:
@@ -107,8 +114,9 @@ def format_report(rules: str, seed: int, days: int, scores: list[TenantScore]) -
     for score in scores:
         lines.append(f"\n== {score.tenant}: incidents")
         for i in score.incidents:
-            found = (f"{i.minutes_to_detect:.0f} min by {i.detected_by}" if i.detected_by
-                     else "MISSED")
+            found = (
+                f"{i.minutes_to_detect:.0f} min by {i.detected_by}" if i.detected_by else "MISSED"
+            )
             lines.append(f"  {i.start} .. {i.end}  {i.kind:<26} {i.category:<31} {found}")
         lines.append(f"== {score.tenant}: firings ({len(score.firings)})")
         lines += [f"  {f}" for f in score.firings[:60]]

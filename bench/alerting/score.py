@@ -47,8 +47,9 @@ def _raw_tsdb(tenant: str, seed: int, days: int, work: Path) -> tuple[Simulation
     return sim, cache / "tsdb"
 
 
-def run_tenant(rules: Path, tenant: str, seed: int, days: int, step: int,
-               work: Path) -> TenantScore:
+def run_tenant(
+    rules: Path, tenant: str, *, seed: int, days: int, step: int, work: Path
+) -> TenantScore:
     sim, raw = _raw_tsdb(tenant, seed, days, work)
     run_dir = work / f"run-{tenant}-s{seed}-d{days}"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -58,7 +59,9 @@ def run_tenant(rules: Path, tenant: str, seed: int, days: int, step: int,
     groups = load_groups(rules)
     with PrometheusServer(tsdb, run_dir, lookback_s=step - 1) as server:
         backfill_recording_rules(server, groups, sim.start, sim.end, step)
-        firings = evaluate_alerts(server, groups, sim.start, sim.end, step, SKIP_GROUPS)
+        firings = evaluate_alerts(
+            server, groups, span=(sim.start, sim.end), step=step, skip_groups=SKIP_GROUPS
+        )
     shutil.rmtree(run_dir, ignore_errors=True)
     return score_tenant(sim, firings)
 
@@ -77,7 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.rules}: no such rules file")
     began = time.monotonic()
     scores = [
-        run_tenant(args.rules, tenant, args.seed, args.days, args.eval_interval, args.work)
+        run_tenant(
+            args.rules,
+            tenant,
+            seed=args.seed,
+            days=args.days,
+            step=args.eval_interval,
+            work=args.work,
+        )
         for tenant in args.tenants.split(",")
     ]
     print(format_report(str(args.rules), args.seed, args.days, scores))

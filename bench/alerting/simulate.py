@@ -19,7 +19,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from bench.alerting import params as P
+from bench.alerting import params
 
 Labels = tuple[tuple[str, str], ...]
 DAY = 86400
@@ -66,11 +66,11 @@ class Simulation:
 
     @property
     def end(self) -> int:
-        return self.start + (self.scrapes - 1) * P.SCRAPE_INTERVAL_S
+        return self.start + (self.scrapes - 1) * params.SCRAPE_INTERVAL_S
 
 
 def _at(day: int, hour: int, minute: int = 0) -> float:
-    return float(P.START_EPOCH + day * DAY + hour * 3600 + minute * 60)
+    return float(params.START_EPOCH + day * DAY + hour * 3600 + minute * 60)
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -89,17 +89,17 @@ def _day_hour_weights(day: int) -> list[float]:
     """Share of one business day's attempts in each hour of simulated day `day`."""
     weekday = day % 7
     if weekday >= 5:
-        hours = list(P.WEEKEND_HOURS)
-        return [P.WEEKEND_SHARE / len(hours) if h in hours else 0.0 for h in range(24)]
-    weights = list(P.HOURLY_PROFILE)
+        hours = list(params.WEEKEND_HOURS)
+        return [params.WEEKEND_SHARE / len(hours) if h in hours else 0.0 for h in range(24)]
+    weights = list(params.HOURLY_PROFILE)
     extras: list[tuple[float, range]] = []
     if weekday == 0:
-        extras.append((P.MONDAY_FACTOR - 1, P.MONDAY_WAVE_HOURS))
-    if day == P.NEW_HIRE_DAY:
-        extras.append((P.NEW_HIRE_FACTOR - 1, P.NEW_HIRE_HOURS))
-    for extra, hours in extras:
-        for hour in hours:
-            weights[hour] += extra / len(hours)
+        extras.append((params.MONDAY_FACTOR - 1, params.MONDAY_WAVE_HOURS))
+    if day == params.NEW_HIRE_DAY:
+        extras.append((params.NEW_HIRE_FACTOR - 1, params.NEW_HIRE_HOURS))
+    for extra, wave in extras:
+        for hour in wave:
+            weights[hour] += extra / len(wave)
     return weights
 
 
@@ -109,9 +109,9 @@ def _business_days(days: int) -> list[int]:
 
 def schedule_incidents(tenant: str, rng: random.Random, days: int) -> list[Incident]:
     """One incident per business day from FIRST_INCIDENT_DAY, never on a disturbance day."""
-    blocked = {P.NEW_HIRE_DAY, P.INGESTION_DELAY[0]}
-    kinds = [k for k in P.INCIDENT_KINDS if tenant in k.tenants]
-    free = [d for d in _business_days(days) if d >= P.FIRST_INCIDENT_DAY and d not in blocked]
+    blocked = {params.NEW_HIRE_DAY, params.INGESTION_DELAY[0]}
+    kinds = [k for k in params.INCIDENT_KINDS if tenant in k.tenants]
+    free = [d for d in _business_days(days) if d >= params.FIRST_INCIDENT_DAY and d not in blocked]
     # A creep needs four days before the end of the month.
     creep_days = [d for d in free if d + 4 < days]
     chosen: list[Incident] = []
@@ -122,7 +122,7 @@ def schedule_incidents(tenant: str, rng: random.Random, days: int) -> list[Incid
             continue
         day = rng.choice(pool)
         used.add(day)
-        start = _at(day, rng.randrange(*P.INCIDENT_HOURS), rng.randrange(60))
+        start = _at(day, rng.randrange(*params.INCIDENT_HOURS), rng.randrange(60))
         category = kind.category
         if kind.creep_categories:
             category = rng.choice(kind.creep_categories)
@@ -133,18 +133,26 @@ def schedule_incidents(tenant: str, rng: random.Random, days: int) -> list[Incid
 
 
 def disturbances(days: int) -> list[Disturbance]:
-    found = [Disturbance("restart", _at(*r), _at(*r) + P.RESTART_DOWN_S) for r in P.RESTARTS]
-    found.append(Disturbance("scrape_gap", _at(*P.SCRAPE_GAP), _at(*P.SCRAPE_GAP) + P.SCRAPE_GAP_S))
-    delay = _at(*P.INGESTION_DELAY)
+    found = [
+        Disturbance("restart", _at(*r), _at(*r) + params.RESTART_DOWN_S) for r in params.RESTARTS
+    ]
     found.append(
-        Disturbance("ingestion_delay", delay, delay + P.INGESTION_DELAY_S + P.CATCH_UP_S)
+        Disturbance(
+            "scrape_gap", _at(*params.SCRAPE_GAP), _at(*params.SCRAPE_GAP) + params.SCRAPE_GAP_S
+        )
     )
-    found.append(Disturbance("new_hire_day", _at(P.NEW_HIRE_DAY, 0), _at(P.NEW_HIRE_DAY + 1, 0)))
-    return [d for d in found if d.start < P.START_EPOCH + days * DAY]
+    delay = _at(*params.INGESTION_DELAY)
+    found.append(
+        Disturbance("ingestion_delay", delay, delay + params.INGESTION_DELAY_S + params.CATCH_UP_S)
+    )
+    found.append(
+        Disturbance("new_hire_day", _at(params.NEW_HIRE_DAY, 0), _at(params.NEW_HIRE_DAY + 1, 0))
+    )
+    return [d for d in found if d.start < params.START_EPOCH + days * DAY]
 
 
-def _kind(name: str) -> P.IncidentKind:
-    return next(k for k in P.INCIDENT_KINDS if k.name == name)
+def _kind(name: str) -> params.IncidentKind:
+    return next(k for k in params.INCIDENT_KINDS if k.name == name)
 
 
 def _weighted(rng: random.Random, weights: dict[str, float]) -> str:
@@ -154,15 +162,17 @@ def _weighted(rng: random.Random, weights: dict[str, float]) -> str:
 def _ordinary_failure(
     rng: random.Random, attempt_time: float, platform: str, creeps: list[Incident]
 ) -> Record | None:
-    mix = dict(P.CATEGORY_MIX)
+    mix = dict(params.CATEGORY_MIX)
     for creep in creeps:
         if creep.start <= attempt_time < creep.end:
             ramp = _kind("slow_creep").creep_ramp_s
             mix[creep.category] *= 1 + min(1.0, (attempt_time - creep.start) / ramp)
-    if rng.random() >= P.FAILURE_SHARE * sum(mix.values()):
+    if rng.random() >= params.FAILURE_SHARE * sum(mix.values()):
         return None
     category = _weighted(rng, mix)
-    return Record(attempt_time, True, category, _weighted(rng, P.DETAIL_MIX[category]), platform)
+    return Record(
+        attempt_time, True, category, _weighted(rng, params.DETAIL_MIX[category]), platform
+    )
 
 
 def _incident_failure(
@@ -179,15 +189,15 @@ def _incident_failure(
 
 
 def draw_records(
-    tenant: P.Tenant, rng: random.Random, days: int, incidents: list[Incident]
+    tenant: params.Tenant, rng: random.Random, days: int, incidents: list[Incident]
 ) -> Iterator[Record]:
     """Every enrollment attempt (success or failure) and every burst failure, by event time."""
     rate_incidents = [i for i in incidents if _kind(i.kind).platform or _kind(i.kind).share]
     creeps = [i for i in incidents if _kind(i.kind).creep_categories]
-    platforms = list(P.PLATFORMS)
-    platform_weights = list(P.PLATFORMS.values())
+    platforms = list(params.PLATFORMS)
+    platform_weights = list(params.PLATFORMS.values())
     for day in range(days):
-        factor = math.exp(rng.gauss(0, P.DAY_FACTOR_SIGMA))
+        factor = math.exp(rng.gauss(0, params.DAY_FACTOR_SIGMA))
         for hour, weight in enumerate(_day_hour_weights(day)):
             per_minute = tenant.attempts_per_business_day * factor * weight / 60
             for minute in range(60):
@@ -203,7 +213,7 @@ def draw_records(
         if kind.burst_range:
             for _ in range(rng.randint(*kind.burst_range)):
                 when = incident.start + rng.random() * (incident.end - incident.start)
-                detail = _weighted(rng, P.DETAIL_MIX[incident.category])
+                detail = _weighted(rng, params.DETAIL_MIX[incident.category])
                 yield Record(when, True, incident.category, detail, rng.choice(platforms))
 
 
@@ -214,45 +224,49 @@ class IngestionPath:
         self._rng = rng
         self._batches: dict[int, float] = {}
         self._delay_start = delay_start
-        self._delay_end = delay_start + P.INGESTION_DELAY_S
+        self._delay_end = delay_start + params.INGESTION_DELAY_S
 
     def _flush_time(self, boundary: int) -> float:
         if boundary not in self._batches:
-            extra = self._rng.uniform(*P.FLUSH_JITTER_S)
-            if self._rng.random() < P.HELD_BATCH_SHARE:
-                extra += self._rng.uniform(*P.HELD_BATCH_DELAY_S)
+            extra = self._rng.uniform(*params.FLUSH_JITTER_S)
+            if self._rng.random() < params.HELD_BATCH_SHARE:
+                extra += self._rng.uniform(*params.HELD_BATCH_DELAY_S)
             self._batches[boundary] = boundary + extra
         return self._batches[boundary]
 
     def delivered(self, event_time: float) -> float:
-        boundary = math.ceil((event_time + P.FLUSH_MIN_AGE_S) / P.FLUSH_PERIOD_S)
-        flushed = self._flush_time(boundary * P.FLUSH_PERIOD_S)
+        boundary = math.ceil((event_time + params.FLUSH_MIN_AGE_S) / params.FLUSH_PERIOD_S)
+        flushed = self._flush_time(boundary * params.FLUSH_PERIOD_S)
         if self._delay_start <= flushed < self._delay_end:
             # The backlog comes back oldest first, spread over the catch-up period.
-            progress = (event_time - self._delay_start) / P.INGESTION_DELAY_S
-            return self._delay_end + min(max(progress, 0.0), 1.0) * P.CATCH_UP_S
+            progress = (event_time - self._delay_start) / params.INGESTION_DELAY_S
+            return self._delay_end + min(max(progress, 0.0), 1.0) * params.CATCH_UP_S
         return flushed
 
 
-def simulate(tenant_name: str, seed: int, days: int = P.DAYS, breakdown: bool = False) -> Simulation:
+def simulate(
+    tenant_name: str, seed: int, days: int = params.DAYS, breakdown: bool = False
+) -> Simulation:
     """The whole month for one tenant; the same (tenant, seed, days) gives the same series."""
     from bench.alerting.counters import CounterBook
 
-    tenant = P.TENANTS[tenant_name]
+    tenant = params.TENANTS[tenant_name]
     rng = random.Random(f"{seed}:{tenant_name}")
     incidents = schedule_incidents(tenant_name, rng, days)
     found = disturbances(days)
-    scrapes = days * DAY // P.SCRAPE_INTERVAL_S
-    sim = Simulation(tenant_name, seed, P.START_EPOCH, scrapes, incidents, found)
-    path = IngestionPath(random.Random(f"{seed}:{tenant_name}:ingest"), _at(*P.INGESTION_DELAY))
+    scrapes = days * DAY // params.SCRAPE_INTERVAL_S
+    sim = Simulation(tenant_name, seed, params.START_EPOCH, scrapes, incidents, found)
+    path = IngestionPath(
+        random.Random(f"{seed}:{tenant_name}:ingest"), _at(*params.INGESTION_DELAY)
+    )
     restarts = sorted(d.start for d in found if d.kind == "restart")
     book = CounterBook(sim, restarts, breakdown)
     for record in draw_records(tenant, rng, days, incidents):
         processed = path.delivered(record.event_time)
         # Records that arrive while the worker is down are processed once it is back.
         index = bisect.bisect_right(restarts, processed) - 1
-        if index >= 0 and processed < restarts[index] + P.RESTART_DOWN_S:
-            processed = restarts[index] + P.RESTART_DOWN_S + 1
+        if index >= 0 and processed < restarts[index] + params.RESTART_DOWN_S:
+            processed = restarts[index] + params.RESTART_DOWN_S + 1
         book.count(record, processed)
     book.finish([d for d in found if d.kind in ("restart", "scrape_gap")])
     return sim

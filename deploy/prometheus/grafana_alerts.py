@@ -15,7 +15,8 @@ from typing import Any
 
 HEADER = """\
 # GENERATED FILE - DO NOT EDIT.
-# Source: deploy/prometheus/rules/enrollment-classifier.rules.yaml (group enrollment-classifier.failures)
+# Source: deploy/prometheus/rules/enrollment-classifier.rules.yaml
+#         (group enrollment-classifier.failures)
 # Regenerate: python deploy/prometheus/sync_prometheusrule.py
 # Grafana-managed copies of the failure alerts, for teams that alert from Grafana instead of
 # Alertmanager. Load with Grafana file provisioning (/etc/grafana/provisioning/alerting/) or,
@@ -52,17 +53,41 @@ def rule(alert: dict[str, Any], interval: str) -> dict[str, Any]:
         "title": alert["alert"],
         "condition": "C",
         "data": [
-            {"refId": "A", "relativeTimeRange": {"from": _lookback_s(alert["expr"]), "to": 0},
-             "datasourceUid": "prometheus",
-             "model": {"refId": "A", "datasource": {"type": "prometheus", "uid": "prometheus"},
-                       "instant": True, "range": False, "intervalMs": 60000,
-                       "maxDataPoints": 43200, "expr": alert["expr"]}},
-            {"refId": "B", "datasourceUid": "__expr__",
-             "model": {"refId": "B", "type": "reduce", "expression": "A", "reducer": "last",
-                       "settings": {"mode": "dropNN"}}},
-            {"refId": "C", "datasourceUid": "__expr__",
-             "model": {"refId": "C", "type": "threshold", "expression": "B",
-                       "conditions": [{"evaluator": {"type": "gt", "params": [0]}}]}},
+            {
+                "refId": "A",
+                "relativeTimeRange": {"from": _lookback_s(alert["expr"]), "to": 0},
+                "datasourceUid": "prometheus",
+                "model": {
+                    "refId": "A",
+                    "datasource": {"type": "prometheus", "uid": "prometheus"},
+                    "instant": True,
+                    "range": False,
+                    "intervalMs": 60000,
+                    "maxDataPoints": 43200,
+                    "expr": alert["expr"],
+                },
+            },
+            {
+                "refId": "B",
+                "datasourceUid": "__expr__",
+                "model": {
+                    "refId": "B",
+                    "type": "reduce",
+                    "expression": "A",
+                    "reducer": "last",
+                    "settings": {"mode": "dropNN"},
+                },
+            },
+            {
+                "refId": "C",
+                "datasourceUid": "__expr__",
+                "model": {
+                    "refId": "C",
+                    "type": "threshold",
+                    "expression": "B",
+                    "conditions": [{"evaluator": {"type": "gt", "params": [0]}}],
+                },
+            },
         ],
         # The query returns only the breaching series: "no data" is the healthy state.
         "noDataState": "OK",
@@ -79,11 +104,13 @@ def provisioning(rules: dict[str, Any]) -> dict[str, Any]:
     interval = group.get("interval", "1m")
     return {
         "apiVersion": 1,
-        "groups": [{
-            "orgId": 1,
-            "name": "enrollment-classifier",
-            "folder": "Enrollment classifier",
-            "interval": interval,
-            "rules": [rule(a, interval) for a in group["rules"] if "alert" in a],
-        }],
+        "groups": [
+            {
+                "orgId": 1,
+                "name": "enrollment-classifier",
+                "folder": "Enrollment classifier",
+                "interval": interval,
+                "rules": [rule(a, interval) for a in group["rules"] if "alert" in a],
+            }
+        ],
     }

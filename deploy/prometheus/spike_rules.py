@@ -17,6 +17,7 @@ The alerts compare k with mu: surprise = k ln(k/mu) - k + mu + ln(2 pi k)/2.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ PARAMS_FILE = Path(__file__).resolve().parent / "spike-alerting.yaml"
 GENERATED_GROUPS = ("enrollment-classifier.baselines", "enrollment-classifier.failures")
 CATEGORIES = 12  # Graph's deviceEnrollmentFailureReason members
 FAILURES = "enrollment_category_failures_total"
+FRESH = FAILURES + '{freshness="fresh"}'
 ATTEMPTS = 'enrollment_events_total{outcome=~"classified|skipped_success"}'
 DETAILS = "enrollment_failure_details_total"
 RUNBOOK = "deploy/RUNBOOK.md"
@@ -38,6 +40,12 @@ def seconds(duration: str) -> int:
     if not parts or "".join(n + u for n, u in parts) != duration:
         raise ValueError(f"unsupported duration {duration!r} (use m, h, d, w)")
     return sum(int(n) * _UNIT[u] for n, u in parts)
+
+
+def threshold(params: dict[str, Any], window: str, categories: int = CATEGORIES) -> float:
+    """Surprise a test must reach: a Bonferroni bound over the month's windows."""
+    windows = 28 * 86400 / seconds(window)
+    return round(math.log(categories * windows / params["false_alerts_per_28d"]), 1)
 
 
 def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
@@ -73,14 +81,20 @@ def _long(window: str) -> bool:
 def _window_rules(window: str) -> list[dict[str, Any]]:
     if _long(window):
         return [
-            {"record": _k(window),
-             "expr": f"sum_over_time(category:enrollment_fresh_failures:increase1h[{window}:1h])"},
-            {"record": _attempts(window),
-             "expr": f"sum_over_time(enrollment_attempts:increase1h[{window}:1h])"},
+            {
+                "record": _k(window),
+                "expr": f"sum_over_time({_k('1h')}[{window}:1h])",
+            },
+            {
+                "record": _attempts(window),
+                "expr": f"sum_over_time(enrollment_attempts:increase1h[{window}:1h])",
+            },
         ]
     return [
-        {"record": _k(window),
-         "expr": f'sum by (failure_category) (increase({FAILURES}{{freshness="fresh"}}[{window}]))'},
+        {
+            "record": _k(window),
+            "expr": f"sum by (failure_category) (increase({FRESH}[{window}]))",
+        },
         {"record": _attempts(window), "expr": f"sum(increase({ATTEMPTS}[{window}]))"},
     ]
 
@@ -88,20 +102,33 @@ def _window_rules(window: str) -> list[dict[str, Any]]:
 def _baseline_rules(baseline: dict[str, Any], offset: str) -> list[dict[str, Any]]:
     span, alpha = baseline["range"], baseline["pseudo_count"]
     counts = f"sum_over_time(category:enrollment_failures:increase1h[{span}:1h] offset {offset})"
-    total = f"sum(sum_over_time(category:enrollment_failures:increase1h[{span}:1h] offset {offset}))"
+    total = (
+        f"sum(sum_over_time(category:enrollment_failures:increase1h[{span}:1h] offset {offset}))"
+    )
     attempts = f"sum_over_time(enrollment_attempts:increase1h[{span}:1h] offset {offset})"
+    hours = math.ceil(baseline["min_coverage"] * seconds(span) / 3600)
+    covered = f"count_over_time(enrollment_attempts:increase1h[{span}:1h] offset {offset})"
     return [
-        {"record": _share(baseline, offset),
-         "expr": f"({counts} + {alpha})\n/ on () group_left ()\n({total} + {CATEGORIES * alpha})"},
-        {"record": _per_attempt(baseline, offset), "expr": f"{total}\n/\n{attempts} > 0"},
+        {
+            "record": _share(baseline, offset),
+            "expr": (
+                f"({counts} + {alpha})\n/ on () group_left ()\n({total} + {CATEGORIES * alpha})"
+            ),
+        },
+        {
+            "record": _per_attempt(baseline, offset),
+            "expr": f"{total}\n/\n{attempts} > 0\nand on () {covered} >= {hours}",
+        },
     ]
 
 
 def _expected_rule(baseline: dict[str, Any], offset: str, window: str) -> dict[str, Any]:
     return {
         "record": _mu(window),
-        "expr": (f"{_share(baseline, offset)}\n* on () group_left () {_per_attempt(baseline, offset)}\n"
-                 f"* on () group_left () {_attempts(window)}"),
+        "expr": (
+            f"{_share(baseline, offset)}\n* on () group_left () {_per_attempt(baseline, offset)}\n"
+            f"* on () group_left () {_attempts(window)}"
+        ),
     }
 
 
@@ -114,58 +141,83 @@ def _annotations(summary: str, description: str, anchor: str) -> dict[str, str]:
     return {"summary": summary, "description": description, "runbook_url": f"{RUNBOOK}#{anchor}"}
 
 
-def _test_alert(test: dict[str, Any]) -> dict[str, Any]:
+def _test_alert(test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     window, confirm = test["window"], test["confirm_window"]
-    expr = (f"(\n  {surprise(_k(window), _mu(window))}\n) >= {test['surprise']}\n"
-            f"and {_k(window)} >= {test['min_count']}\n"
-            f"and {_k(confirm)} > {test['confirm_ratio']} * {_mu(confirm)}")
+    limit = threshold(params, window)
+    # Only excesses count (k > mu): the surprise is large for a deficit too.
+    expr = (
+        f"(\n  {surprise(_k(window), _mu(window))}\n) >= {limit}\n"
+        f"and {_k(window)} >= {test['min_count']}\n"
+        f"and {_k(window)} > {_mu(window)}\n"
+        f"and (\n  {surprise(_k(confirm), _mu(confirm))}\n) >= {params['confirm_surprise']}\n"
+        f"and {_k(confirm)} > {_mu(confirm)}"
+    )
+    test = {**test, "surprise": limit}
     return {
-        "alert": test["alert"], "expr": expr, "for": test["for"],
+        "alert": test["alert"],
+        "expr": expr,
+        "for": test["for"],
         "labels": {"severity": test["severity"], "window": window},
         "annotations": _annotations(
-            f'Unusually many "{{{{ $labels.failure_category }}}}" Intune enrollment failures ({window})',
-            f"More fresh {{{{ $labels.failure_category }}}} enrollment failures in the last {window} "
+            'Unusually many "{{ $labels.failure_category }}" Intune enrollment failures'
+            f" ({window})",
+            "More fresh {{ $labels.failure_category }} enrollment failures in the last "
+            f"{window} "
             "than the baseline share of that category makes plausible for this many enrollment "
-            f"attempts (surprise {{{{ $value | printf \"%.1f\" }}}}, alerts at {test['surprise']}; "
+            f'attempts (surprise {{{{ $value | printf "%.1f" }}}}, alerts at {test["surprise"]}; '
             "a surprise of s means about one chance in e^s).",
-            "spike-{{ $labels.failure_category }}"),
+            "spike-{{ $labels.failure_category }}",
+        ),
     }
 
 
-def _unknown_alert(rule: dict[str, Any], baseline: dict[str, Any], offset: str) -> dict[str, Any]:
+def _unknown_alert(rule: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    baseline = params["baseline"]
+    offset = baseline["offset"]
     window = rule["window"]
+    rule = {**rule, "surprise": threshold(params, window, rule["categories"])}
     k = f'{_k(window)}{{failure_category="unknown"}}'
     share = f'{_share(baseline, offset)}{{failure_category="unknown"}}'
     fresh = f"on () group_left () enrollment_fresh_failures:increase{window}"
     mu = f"category:enrollment_fresh_failures:expected_by_share{window}"
-    expr = (f"(\n  {surprise(k, mu)}\n) >= {rule['surprise']}\n"
-            f"and {k} >= {rule['min_count']}\n"
-            f"and {k} / {fresh} > {rule['share_ratio']} * {share}")
+    expr = (
+        f"(\n  {surprise(k, mu)}\n) >= {rule['surprise']}\n"
+        f"and {k} >= {rule['min_count']}\n"
+        f"and {k} / {fresh} > {rule['share_ratio']} * {share}"
+    )
     return {
-        "alert": rule["alert"], "expr": expr, "for": rule["for"],
+        "alert": rule["alert"],
+        "expr": expr,
+        "for": rule["for"],
         "labels": {"severity": rule["severity"], "window": window},
         "annotations": _annotations(
             "A growing share of Intune enrollment failures has no known reason",
             f"Over the last {window} the share of fresh enrollment failures the classifier "
             f"could not attribute (unknown) is more than {rule['share_ratio']}x its usual share "
-            "(surprise {{ $value | printf \"%.1f\" }}): probably a new failure mode.",
-            "enrollmentunknownfailuresharerising"),
+            '(surprise {{ $value | printf "%.1f" }}): probably a new failure mode.',
+            "enrollmentunknownfailuresharerising",
+        ),
     }
 
 
 def _urgent_alert(rule: dict[str, Any]) -> dict[str, Any]:
     reasons = "|".join(rule["detail_reasons"])
-    expr = (f"sum by (failure_category, detail_reason) (\n"
-            f'  increase({DETAILS}{{detail_reason=~"{reasons}"}}[{rule["window"]}])\n) > 0')
+    expr = (
+        f"sum by (failure_category, detail_reason) (\n"
+        f'  increase({DETAILS}{{detail_reason=~"{reasons}"}}[{rule["window"]}])\n) > 0'
+    )
     return {
-        "alert": rule["alert"], "expr": expr, "for": rule["for"],
+        "alert": rule["alert"],
+        "expr": expr,
+        "for": rule["for"],
         "labels": {"severity": rule["severity"]},
         "annotations": _annotations(
             "Intune enrollment failed for an urgent reason: {{ $labels.detail_reason }}",
             f"At least one enrollment failed with {{{{ $labels.detail_reason }}}} in the last "
-            f"{rule['window']} ({{{{ $value | printf \"%.0f\" }}}} counted); one is enough: "
+            f'{rule["window"]} ({{{{ $value | printf "%.0f" }}}} counted); one is enough: '
             "every enrollment of that kind fails until it is fixed.",
-            "enrollmenturgentfailurereason"),
+            "enrollmenturgentfailurereason",
+        ),
     }
 
 
@@ -181,23 +233,33 @@ def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
     offset_of.setdefault(unknown["window"], baseline["offset"])
     windows = sorted(offset_of, key=seconds)
     records: list[dict[str, Any]] = [
-        {"record": "category:enrollment_failures:increase1h",
-         "expr": f"sum by (failure_category) (increase({FAILURES}[1h]))"},
+        {
+            "record": "category:enrollment_failures:increase1h",
+            "expr": f"sum by (failure_category) (increase({FAILURES}[1h]))",
+        },
     ]
     for window in sorted({"1h", *windows}, key=seconds):
         records += _window_rules(window)
-    records.append({"record": f"enrollment_fresh_failures:increase{unknown['window']}",
-                    "expr": f'sum(increase({FAILURES}{{freshness="fresh"}}[{unknown["window"]}]))'})
+    records.append(
+        {
+            "record": f"enrollment_fresh_failures:increase{unknown['window']}",
+            "expr": f"sum(increase({FRESH}[{unknown['window']}]))",
+        }
+    )
     for offset in sorted(set(offset_of.values()), key=seconds):
         records += _baseline_rules(baseline, offset)
     records += [_expected_rule(baseline, offset_of[w], w) for w in windows]
-    records.append({
-        "record": f"category:enrollment_fresh_failures:expected_by_share{unknown['window']}",
-        "expr": (f"{_share(baseline, baseline['offset'])}\n"
-                 f"* on () group_left () enrollment_fresh_failures:increase{unknown['window']}"),
-    })
-    alerts = [_test_alert(t) for t in tests]
-    alerts.append(_unknown_alert(unknown, baseline, baseline["offset"]))
+    records.append(
+        {
+            "record": f"category:enrollment_fresh_failures:expected_by_share{unknown['window']}",
+            "expr": (
+                f"{_share(baseline, baseline['offset'])}\n"
+                f"* on () group_left () enrollment_fresh_failures:increase{unknown['window']}"
+            ),
+        }
+    )
+    alerts = [_test_alert(t, params) for t in tests]
+    alerts.append(_unknown_alert(unknown, params))
     alerts.append(_urgent_alert(params["urgent_details"]))
     interval = params["evaluation_interval"]
     return [

@@ -27,13 +27,15 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import grafana_alerts  # noqa: E402
-import spike_rules  # noqa: E402
+import grafana_alerts
+import spike_rules
 
 DEPLOY = Path(__file__).resolve().parent.parent
 RULES_FILE = DEPLOY / "prometheus" / "rules" / "enrollment-classifier.rules.yaml"
 PROMETHEUS_RULE_FILE = DEPLOY / "kubernetes" / "base" / "prometheusrule.yaml"
-GRAFANA_ALERTS_FILE = DEPLOY / "grafana" / "provisioning" / "alerting" / "enrollment-classifier-alerts.yaml"
+GRAFANA_ALERTS_FILE = (
+    DEPLOY / "grafana" / "provisioning" / "alerting" / "enrollment-classifier-alerts.yaml"
+)
 BEGIN = "# BEGIN GENERATED"
 END = "# END GENERATED"
 
@@ -60,8 +62,14 @@ _BlockDumper.add_representer(str, _str_representer)
 
 
 def dump(data: Any) -> str:
-    text: str = yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False,
-                          width=100, allow_unicode=True)
+    text: str = yaml.dump(
+        data,
+        Dumper=_BlockDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=100,
+        allow_unicode=True,
+    )
     return text
 
 
@@ -111,8 +119,9 @@ def render_grafana(rules: dict[str, Any]) -> str:
 
 def wanted_files() -> dict[Path, str]:
     """Every generated file and the text it should have."""
-    rules_text = render_rules_text(RULES_FILE.read_text(encoding="utf-8"),
-                                   spike_rules.load_params())
+    rules_text = render_rules_text(
+        RULES_FILE.read_text(encoding="utf-8"), spike_rules.load_params()
+    )
     rules = yaml.safe_load(rules_text)
     return {
         RULES_FILE: rules_text,
@@ -136,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
     if args.check and stale:
         names = ", ".join(str(p.relative_to(DEPLOY.parent)) for p in stale)
-        print(f"out of date: {names}; run python deploy/prometheus/sync_prometheusrule.py",
-              file=sys.stderr)
+        print(
+            f"out of date: {names}; run python deploy/prometheus/sync_prometheusrule.py",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
