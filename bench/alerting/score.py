@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -51,7 +52,7 @@ def run_tenant(
     rules: Path, tenant: str, *, seed: int, days: int, step: int, work: Path
 ) -> TenantScore:
     sim, raw = _raw_tsdb(tenant, seed, days, work)
-    run_dir = work / f"run-{tenant}-s{seed}-d{days}"
+    run_dir = work / f"run-{tenant}-s{seed}-d{days}-{os.getpid()}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     tsdb = run_dir / "tsdb"
