@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from worker import FailureCategory
+
 # 2026-05-18 00:00:00 UTC, a Monday; tenant local time is UTC.
 START_EPOCH = 1779062400
 SCRAPE_INTERVAL_S = 30
@@ -210,17 +212,5 @@ EVENT_AGE_BUCKETS: tuple[float, ...] = (
     259200,
     604800,
 )
-GRAPH_CATEGORIES: tuple[str, ...] = (
-    "unknown",
-    "authentication",
-    "authorization",
-    "accountValidation",
-    "userValidation",
-    "deviceNotSupported",
-    "inMaintenance",
-    "badRequest",
-    "featureNotSupported",
-    "enrollmentRestrictionsEnforced",
-    "clientDisconnected",
-    "userAbandonment",
-)
+# Graph's deviceEnrollmentFailureReason members, in enum order (the worker's taxonomy).
+GRAPH_CATEGORIES: tuple[str, ...] = tuple(c.name for c in FailureCategory)
