@@ -42,10 +42,13 @@ def seconds(duration: str) -> int:
     return sum(int(n) * _UNIT[u] for n, u in parts)
 
 
-def threshold(params: dict[str, Any], window: str, categories: int = CATEGORIES) -> float:
+def threshold(
+    params: dict[str, Any], window: str, categories: int = CATEGORIES, budget: float | None = None
+) -> float:
     """Surprise a test must reach: a Bonferroni bound over the month's windows."""
     windows = 28 * 86400 / seconds(window)
-    return round(math.log(categories * windows / params["false_alerts_per_28d"]), 1)
+    allowed = budget if budget is not None else params["false_alerts_per_28d"]
+    return round(math.log(categories * windows / allowed), 1)
 
 
 def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
@@ -143,7 +146,7 @@ def _annotations(summary: str, description: str, anchor: str) -> dict[str, str]:
 
 def _test_alert(test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     window, confirm = test["window"], test["confirm_window"]
-    limit = threshold(params, window)
+    limit = threshold(params, window, budget=test.get("false_alerts_per_28d"))
     # Only excesses count (k > mu): the surprise is large for a deficit too.
     expr = (
         f"(\n  {surprise(_k(window), _mu(window))}\n) >= {limit}\n"
