@@ -118,7 +118,7 @@ def test_count_tests_follow_the_parameters() -> None:
     for test in params["tests"]:
         alert = alerts[test["alert"]]
         window = test["window"]
-        limit = spike_rules.threshold(params, window)
+        limit = spike_rules.threshold(params, window, budget=test.get("false_alerts_per_28d"))
         assert f") >= {limit}\n" in alert["expr"]
         assert f"increase{window} >= {test['min_count']}" in alert["expr"], "count guard"
         confirm = spike_rules.surprise(
