@@ -9,6 +9,8 @@
 #                        packaging<24, pytest>=9 needs packaging>=24: they cannot share a venv);
 #                        tests/deploy finds it there
 #   ShellCheck           Debian package "shellcheck", lints this script
+#   dashboard-linter     Grafana's dashboard linter, built with Go from the module pinned in
+#                        scripts/dashboard-linter/ (go.mod + go.sum) into <venv>/bin
 #
 # Usage:  scripts/install-deploy-tools.sh [VENV]      (VENV defaults to .venv)
 # Idempotent: anything already present at a suitable version is left alone; apt-get update
@@ -124,6 +126,25 @@ if ! have_kustomize; then
     echo "kustomize installation failed" >&2
     exit 1
   fi
+fi
+
+# --- dashboard-linter (Go module, pinned by scripts/dashboard-linter/go.sum) -------------------
+LINTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/dashboard-linter"
+LINTER_BIN="$(cd "$(dirname "$VENV")" && pwd)/$(basename "$VENV")/bin/dashboard-linter"
+if [ -x "$LINTER_BIN" ]; then
+  log "dashboard-linter present: $LINTER_BIN"
+else
+  GO_BIN="$(find_go)"
+  if [ -z "$GO_BIN" ]; then
+    apt_install golang-go
+    GO_BIN="$(find_go)"
+  fi
+  log "building dashboard-linter with $("$GO_BIN" version) into ${LINTER_BIN}"
+  mkdir -p "$(dirname "$LINTER_BIN")"
+  GO_TMP="$(mktemp -d)"
+  (cd "$LINTER_DIR" && env GOPATH="$GO_TMP/gopath" GOCACHE="$GO_TMP/cache" GOFLAGS="-modcacherw -mod=readonly" \
+    "$GO_BIN" build -o "$LINTER_BIN" github.com/grafana/dashboard-linter)
+  rm -rf "$GO_TMP"
 fi
 
 # --- Python tools -----------------------------------------------------------------------------

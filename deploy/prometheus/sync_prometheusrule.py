@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""Generate the Prometheus Operator PrometheusRule from the plain Prometheus rule file.
+"""Keep every generated copy of the alerting rules in step with their sources.
 
-deploy/prometheus/rules/enrollment-classifier.rules.yaml is the only hand-edited copy of the
-alerting rules. kustomize cannot embed a file into a custom resource's spec, so this script
-writes deploy/kubernetes/base/prometheusrule.yaml with the same groups under `.spec`.
+Sources (hand-edited):
+  deploy/prometheus/spike-alerting.yaml                 parameters of the failure-spike rules
+  deploy/prometheus/rules/enrollment-classifier.rules.yaml   outside its GENERATED markers
+Generated:
+  the GENERATED section of the rules file               (deploy/prometheus/spike_rules.py)
+  deploy/kubernetes/base/prometheusrule.yaml            the rules file's groups under .spec
+  deploy/grafana/provisioning/alerting/enrollment-classifier-alerts.yaml
+                                                        Grafana-managed twins of the failure alerts
 
-    python deploy/prometheus/sync_prometheusrule.py          # rewrite the PrometheusRule
-    python deploy/prometheus/sync_prometheusrule.py --check  # exit 1 if it is out of date
+    python deploy/prometheus/sync_prometheusrule.py          # rewrite what is out of date
+    python deploy/prometheus/sync_prometheusrule.py --check  # exit 1 if anything is
 
-tests/deploy/test_prometheus_rules.py runs the --check comparison, so a rule edit without a
-re-sync fails the test suite. Needs PyYAML only.
+tests/deploy runs the --check comparison, so an edit without a re-sync fails the suite.
+Needs PyYAML only.
 """
 
 from __future__ import annotations
@@ -21,9 +26,18 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import grafana_alerts
+import spike_rules
+
 DEPLOY = Path(__file__).resolve().parent.parent
 RULES_FILE = DEPLOY / "prometheus" / "rules" / "enrollment-classifier.rules.yaml"
 PROMETHEUS_RULE_FILE = DEPLOY / "kubernetes" / "base" / "prometheusrule.yaml"
+GRAFANA_ALERTS_FILE = (
+    DEPLOY / "grafana" / "provisioning" / "alerting" / "enrollment-classifier-alerts.yaml"
+)
+BEGIN = "# BEGIN GENERATED"
+END = "# END GENERATED"
 
 HEADER = """\
 # GENERATED FILE - DO NOT EDIT.
@@ -45,6 +59,30 @@ def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _BlockDumper.add_representer(str, _str_representer)
+
+
+def dump(data: Any) -> str:
+    text: str = yaml.dump(
+        data,
+        Dumper=_BlockDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=100,
+        allow_unicode=True,
+    )
+    return text
+
+
+def render_rules_text(current: str, params: dict[str, Any]) -> str:
+    """The rules file with its GENERATED section rewritten from the parameters."""
+    if BEGIN not in current or END not in current:
+        raise ValueError(f"{RULES_FILE}: missing the {BEGIN} / {END} markers")
+    head, rest = current.split(BEGIN, 1)
+    marker_line, rest = rest.split("\n", 1)
+    _, tail = rest.split(END, 1)
+    body = dump(spike_rules.build_groups(params))
+    indented = "".join(f"  {line}\n" if line else "\n" for line in body.splitlines())
+    return f"{head}{BEGIN}{marker_line}\n{indented}{END}{tail}"
 
 
 def load_rules(path: Path = RULES_FILE) -> dict[str, Any]:
@@ -72,37 +110,46 @@ def build_prometheus_rule(rules: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(rules: dict[str, Any]) -> str:
-    body: str = yaml.dump(
-        build_prometheus_rule(rules),
-        Dumper=_BlockDumper,
-        sort_keys=False,
-        default_flow_style=False,
-        width=100,
-        allow_unicode=True,
+    return HEADER + dump(build_prometheus_rule(rules))
+
+
+def render_grafana(rules: dict[str, Any]) -> str:
+    return grafana_alerts.HEADER + dump(grafana_alerts.provisioning(rules))
+
+
+def wanted_files() -> dict[Path, str]:
+    """Every generated file and the text it should have."""
+    rules_text = render_rules_text(
+        RULES_FILE.read_text(encoding="utf-8"), spike_rules.load_params()
     )
-    return HEADER + body
+    rules = yaml.safe_load(rules_text)
+    return {
+        RULES_FILE: rules_text,
+        PROMETHEUS_RULE_FILE: render(rules),
+        GRAFANA_ALERTS_FILE: render_grafana(rules),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only compare, do not write")
     args = parser.parse_args(argv)
-    wanted = render(load_rules())
-    current = (
-        PROMETHEUS_RULE_FILE.read_text(encoding="utf-8") if PROMETHEUS_RULE_FILE.exists() else ""
-    )
-    if args.check:
-        if current != wanted:
-            print(
-                f"{PROMETHEUS_RULE_FILE} is out of date; run "
-                "python deploy/prometheus/sync_prometheusrule.py",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    if current != wanted:
-        PROMETHEUS_RULE_FILE.write_text(wanted, encoding="utf-8")
-        print(f"wrote {PROMETHEUS_RULE_FILE}")
+    stale = []
+    for path, wanted in wanted_files().items():
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current == wanted:
+            continue
+        stale.append(path)
+        if not args.check:
+            path.write_text(wanted, encoding="utf-8")
+            print(f"wrote {path}")
+    if args.check and stale:
+        names = ", ".join(str(p.relative_to(DEPLOY.parent)) for p in stale)
+        print(
+            f"out of date: {names}; run python deploy/prometheus/sync_prometheusrule.py",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -27,6 +27,8 @@ import yaml
 # Counter base names carry no `_total` (prometheus_client appends it in the exposition).
 WORKER_METRICS: dict[str, str] = {
     "enrollment_failures": "counter",
+    # issue 14/17 contract (/work/notes/metrics-contract.md): pre-created at zero, what the
+    # alert rules read
     "enrollment_category_failures": "counter",
     "enrollment_failure_details": "counter",
     "enrollment_skipped_records": "counter",

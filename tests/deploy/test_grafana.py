@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import sys
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from .conftest import DEPLOY
+from .conftest import DEPLOY, missing_tool, run
 from .metric_names import iter_panels, load_dashboard
 
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
@@ -18,6 +22,7 @@ ALERTING = sorted((DEPLOY / "grafana" / "provisioning" / "alerting").glob("*.yam
 RULES_FILE = DEPLOY / "prometheus" / "rules" / "enrollment-classifier.rules.yaml"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRID_COLUMNS = 24
+LINTER_CANDIDATES = (Path(sys.prefix) / "bin" / "dashboard-linter", Path.home() / "go" / "bin" / "dashboard-linter")
 
 
 @pytest.fixture(params=DASHBOARDS, ids=lambda p: p.name)
@@ -114,14 +119,10 @@ def test_dashboard_configmap(rendered: dict[str, list[dict[str, Any]]]) -> None:
 # --- Grafana-managed alert rule ---------------------------------------------------------------
 
 
-def _prometheus_spike() -> dict[str, Any]:
+def _prometheus_failure_alerts() -> list[dict[str, Any]]:
     rules = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
-    return next(
-        r
-        for g in rules["groups"]
-        for r in g["rules"]
-        if r.get("alert") == "EnrollmentFailureCategorySpike"
-    )
+    group = next(g for g in rules["groups"] if g["name"] == "enrollment-classifier.failures")
+    return [r for r in group["rules"] if "alert" in r]
 
 
 def _normalise(expr: str) -> str:
@@ -160,19 +161,49 @@ def test_alert_provisioning_structure(alerting: dict[str, Any]) -> None:
     assert len(uids) == len(set(uids))
 
 
-def test_grafana_spike_matches_prometheus_rule(alerting: dict[str, Any]) -> None:
-    prometheus = _prometheus_spike()
-    rule = next(
-        r for g in alerting["groups"] for r in g["rules"] if r["uid"] == "enrollment-failure-spike"
+def test_grafana_alerts_match_prometheus_rules(alerting: dict[str, Any]) -> None:
+    """One source of truth: every failure alert has a Grafana twin with the same query."""
+    twins = {r["title"]: r for g in alerting["groups"] for r in g["rules"]}
+    prometheus = _prometheus_failure_alerts()
+    assert set(twins) == {a["alert"] for a in prometheus}
+    for alert in prometheus:
+        rule = twins[alert["alert"]]
+        query = next(q for q in rule["data"] if q["datasourceUid"] != "__expr__")
+        assert _normalise(query["model"]["expr"]) == _normalise(alert["expr"]), alert["alert"]
+        assert query["model"].get("instant") is True
+        assert rule["for"] == alert["for"]
+        assert rule["labels"]["severity"] == alert["labels"]["severity"]
+        assert rule["annotations"]["runbook_url"] == alert["annotations"]["runbook_url"]
+        assert rule["annotations"]["summary"] == alert["annotations"]["summary"]
+        assert "$value " not in rule["annotations"]["description"], "Grafana spells it $values.B"
+        assert rule["noDataState"] == "OK", "no breaching series must not page as NoData"
+        threshold = next(q for q in rule["data"] if q["model"].get("type") == "threshold")
+        assert threshold["refId"] == rule["condition"]
+
+
+def _dashboard_linter() -> str:
+    found = shutil.which("dashboard-linter") or next(
+        (str(p) for p in LINTER_CANDIDATES if p.is_file() and os.access(p, os.X_OK)), None
     )
-    query = next(q for q in rule["data"] if q["datasourceUid"] != "__expr__")
-    assert _normalise(query["model"]["expr"]) == _normalise(prometheus["expr"])
-    assert query["model"].get("instant") is True
-    # The A query looks back at least as far as the baseline (1h offset 5m).
-    assert query["relativeTimeRange"]["from"] >= 3900
-    assert rule["for"] == prometheus["for"]
-    assert rule["labels"]["severity"] == prometheus["labels"]["severity"]
-    assert rule["annotations"]["runbook_url"] == prometheus["annotations"]["runbook_url"]
-    assert rule["noDataState"] == "OK", "no spiking category must not page as NoData"
-    threshold = next(q for q in rule["data"] if q["model"].get("type") == "threshold")
-    assert threshold["refId"] == rule["condition"]
+    if not found:
+        missing_tool("dashboard-linter (scripts/install-deploy-tools.sh builds it with Go)")
+    return found
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_passes_grafana_dashboard_linter(path: Path) -> None:
+    linter = _dashboard_linter()
+    config = path.parent / ".lint"
+    result = run([linter, "lint", "--strict", "-c", str(config), str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboard_shows_categories_against_baseline_and_event_age(
+    dashboard: dict[str, Any],
+) -> None:
+    exprs = "\n".join(t["expr"] for p in iter_panels(dashboard["panels"]) for t in p.get("targets", []))
+    assert "category:enrollment_fresh_failures:expected1h" in exprs, "baseline per category"
+    assert 'freshness="fresh"' in exprs and 'freshness="late"' in exprs
+    assert "enrollment_event_age_seconds_bucket" in exprs, "event age"
+    repeated = [p for p in iter_panels(dashboard["panels"]) if p.get("repeat") == "category"]
+    assert repeated, "one baseline panel per category"

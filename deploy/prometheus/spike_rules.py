@@ -1,0 +1,282 @@
+"""Generate the failure-spike rule groups from deploy/prometheus/spike-alerting.yaml.
+
+`build_groups(params)` returns two rule groups: `enrollment-classifier.baselines` (recording
+rules: windowed counts, the baseline share of each category, failures per attempt, expected
+counts) and `enrollment-classifier.failures` (the alerts). sync_prometheusrule.py writes them
+into the rules file, keeping its hand-written groups (the pipeline alerts), then derives the
+PrometheusRule and the Grafana alert provisioning from that file. Needs PyYAML only.
+
+Series (see docs/alerting.md, part 3):
+  k  category:enrollment_fresh_failures:increase<W>   fresh failures in the window
+  A  enrollment_attempts:increase<W>                  classified + skipped successes
+  p  category:enrollment_failure_share:<range>_offset<O>      (n_c + a) / (N + 12 a)
+  f  enrollment_failures_per_attempt:<range>_offset<O>        N / attempts
+  mu category:enrollment_fresh_failures:expected<W>   p * f * A
+The alerts compare k with mu: surprise = k ln(k/mu) - k + mu + ln(2 pi k)/2.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PARAMS_FILE = Path(__file__).resolve().parent / "spike-alerting.yaml"
+GENERATED_GROUPS = ("enrollment-classifier.baselines", "enrollment-classifier.failures")
+CATEGORIES = 12  # Graph's deviceEnrollmentFailureReason members
+FAILURES = "enrollment_category_failures_total"
+FRESH = FAILURES + '{freshness="fresh"}'
+ATTEMPTS = 'enrollment_events_total{outcome=~"classified|skipped_success"}'
+DETAILS = "enrollment_failure_details_total"
+RUNBOOK = "deploy/RUNBOOK.md"
+_UNIT = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def seconds(duration: str) -> int:
+    parts = re.findall(r"(\d+)([mhdw])", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"unsupported duration {duration!r} (use m, h, d, w)")
+    return sum(int(n) * _UNIT[u] for n, u in parts)
+
+
+def threshold(
+    params: dict[str, Any], window: str, categories: int = CATEGORIES, budget: float | None = None
+) -> float:
+    """Surprise a test must reach: a Bonferroni bound over the month's windows."""
+    windows = 28 * 86400 / seconds(window)
+    allowed = budget if budget is not None else params["false_alerts_per_28d"]
+    return round(math.log(categories * windows / allowed), 1)
+
+
+def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _k(window: str) -> str:
+    return f"category:enrollment_fresh_failures:increase{window}"
+
+
+def _attempts(window: str) -> str:
+    return f"enrollment_attempts:increase{window}"
+
+
+def _mu(window: str) -> str:
+    return f"category:enrollment_fresh_failures:expected{window}"
+
+
+def _share(baseline: dict[str, Any], offset: str) -> str:
+    return f"category:enrollment_failure_share:{baseline['range']}_offset{offset}"
+
+
+def _per_attempt(baseline: dict[str, Any], offset: str) -> str:
+    return f"enrollment_failures_per_attempt:{baseline['range']}_offset{offset}"
+
+
+def _long(window: str) -> bool:
+    """Windows of a day or more are summed from hourly counts (cheap to evaluate)."""
+    return seconds(window) >= 86400
+
+
+def _window_rules(window: str) -> list[dict[str, Any]]:
+    if _long(window):
+        return [
+            {
+                "record": _k(window),
+                "expr": f"sum_over_time({_k('1h')}[{window}:1h])",
+            },
+            {
+                "record": _attempts(window),
+                "expr": f"sum_over_time(enrollment_attempts:increase1h[{window}:1h])",
+            },
+        ]
+    return [
+        {
+            "record": _k(window),
+            "expr": f"sum by (failure_category) (increase({FRESH}[{window}]))",
+        },
+        {"record": _attempts(window), "expr": f"sum(increase({ATTEMPTS}[{window}]))"},
+    ]
+
+
+def _baseline_rules(baseline: dict[str, Any], offset: str) -> list[dict[str, Any]]:
+    span, alpha = baseline["range"], baseline["pseudo_count"]
+    counts = f"sum_over_time(category:enrollment_failures:increase1h[{span}:1h] offset {offset})"
+    total = (
+        f"sum(sum_over_time(category:enrollment_failures:increase1h[{span}:1h] offset {offset}))"
+    )
+    attempts = f"sum_over_time(enrollment_attempts:increase1h[{span}:1h] offset {offset})"
+    hours = math.ceil(baseline["min_coverage"] * seconds(span) / 3600)
+    covered = f"count_over_time(enrollment_attempts:increase1h[{span}:1h] offset {offset})"
+    return [
+        {
+            "record": _share(baseline, offset),
+            "expr": (
+                f"({counts} + {alpha})\n/ on () group_left ()\n({total} + {CATEGORIES * alpha})"
+            ),
+        },
+        {
+            "record": _per_attempt(baseline, offset),
+            "expr": f"{total}\n/\n{attempts} > 0\nand on () {covered} >= {hours}",
+        },
+    ]
+
+
+def _expected_rule(baseline: dict[str, Any], offset: str, window: str) -> dict[str, Any]:
+    return {
+        "record": _mu(window),
+        "expr": (
+            f"{_share(baseline, offset)}\n* on () group_left () {_per_attempt(baseline, offset)}\n"
+            f"* on () group_left () {_attempts(window)}"
+        ),
+    }
+
+
+def surprise(k: str, mu: str) -> str:
+    """-ln P(X >= k) for X ~ Poisson(mu), k > mu (Chernoff bound, Stirling-corrected)."""
+    return f"{k} * ln({k} / {mu}) - {k} + {mu} + 0.5 * ln(6.283 * {k})"
+
+
+def _annotations(summary: str, description: str, anchor: str) -> dict[str, str]:
+    return {"summary": summary, "description": description, "runbook_url": f"{RUNBOOK}#{anchor}"}
+
+
+def _test_alert(test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    window, confirm = test["window"], test["confirm_window"]
+    limit = threshold(params, window, budget=test.get("false_alerts_per_28d"))
+    # Only excesses count (k > mu): the surprise is large for a deficit too.
+    expr = (
+        f"(\n  {surprise(_k(window), _mu(window))}\n) >= {limit}\n"
+        f"and {_k(window)} >= {test['min_count']}\n"
+        f"and {_k(window)} > {_mu(window)}\n"
+        f"and (\n  {surprise(_k(confirm), _mu(confirm))}\n) >= {params['confirm_surprise']}\n"
+        f"and {_k(confirm)} > {_mu(confirm)}"
+    )
+    test = {**test, "surprise": limit}
+    return {
+        "alert": test["alert"],
+        "expr": expr,
+        "for": test["for"],
+        "labels": {"severity": test["severity"], "window": window},
+        "annotations": _annotations(
+            'Unusually many "{{ $labels.failure_category }}" Intune enrollment failures'
+            f" ({window})",
+            "More fresh {{ $labels.failure_category }} enrollment failures in the last "
+            f"{window} "
+            "than the baseline share of that category makes plausible for this many enrollment "
+            f'attempts (surprise {{{{ $value | printf "%.1f" }}}}, alerts at {test["surprise"]}; '
+            "a surprise of s means about one chance in e^s).",
+            "spike-{{ $labels.failure_category }}",
+        ),
+    }
+
+
+def _unknown_alert(rule: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    baseline = params["baseline"]
+    offset = baseline["offset"]
+    window = rule["window"]
+    rule = {**rule, "surprise": threshold(params, window, rule["categories"])}
+    k = f'{_k(window)}{{failure_category="unknown"}}'
+    share = f'{_share(baseline, offset)}{{failure_category="unknown"}}'
+    fresh = f"on () group_left () enrollment_fresh_failures:increase{window}"
+    mu = f"category:enrollment_fresh_failures:expected_by_share{window}"
+    expr = (
+        f"(\n  {surprise(k, mu)}\n) >= {rule['surprise']}\n"
+        f"and {k} >= {rule['min_count']}\n"
+        f"and {k} / {fresh} > {rule['share_ratio']} * {share}"
+    )
+    return {
+        "alert": rule["alert"],
+        "expr": expr,
+        "for": rule["for"],
+        "labels": {"severity": rule["severity"], "window": window},
+        "annotations": _annotations(
+            "A growing share of Intune enrollment failures has no known reason",
+            f"Over the last {window} the share of fresh enrollment failures the classifier "
+            f"could not attribute (unknown) is more than {rule['share_ratio']}x its usual share "
+            '(surprise {{ $value | printf "%.1f" }}): probably a new failure mode.',
+            "enrollmentunknownfailuresharerising",
+        ),
+    }
+
+
+def _urgent_alert(rule: dict[str, Any]) -> dict[str, Any]:
+    reasons = "|".join(rule["detail_reasons"])
+    expr = (
+        f"sum by (failure_category, detail_reason) (\n"
+        f'  increase({DETAILS}{{detail_reason=~"{reasons}"}}[{rule["window"]}])\n) > 0'
+    )
+    return {
+        "alert": rule["alert"],
+        "expr": expr,
+        "for": rule["for"],
+        "labels": {"severity": rule["severity"]},
+        "annotations": _annotations(
+            "Intune enrollment failed for an urgent reason: {{ $labels.detail_reason }}",
+            f"At least one enrollment failed with {{{{ $labels.detail_reason }}}} in the last "
+            f'{rule["window"]} ({{{{ $value | printf "%.0f" }}}} counted); one is enough: '
+            "every enrollment of that kind fails until it is fixed.",
+            "enrollmenturgentfailurereason",
+        ),
+    }
+
+
+def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
+    baseline = params["baseline"]
+    tests = params["tests"]
+    unknown = params["unknown_share"]
+    offset_of: dict[str, str] = {}
+    for test in tests:
+        offset = test.get("baseline_offset", baseline["offset"])
+        offset_of[test["window"]] = offset
+        offset_of.setdefault(test["confirm_window"], offset)
+    offset_of.setdefault(unknown["window"], baseline["offset"])
+    windows = sorted(offset_of, key=seconds)
+    records: list[dict[str, Any]] = [
+        {
+            "record": "category:enrollment_failures:increase1h",
+            "expr": f"sum by (failure_category) (increase({FAILURES}[1h]))",
+        },
+    ]
+    for window in sorted({"1h", *windows}, key=seconds):
+        records += _window_rules(window)
+    records.append(
+        {
+            "record": f"enrollment_fresh_failures:increase{unknown['window']}",
+            "expr": f"sum(increase({FRESH}[{unknown['window']}]))",
+        }
+    )
+    for offset in sorted(set(offset_of.values()), key=seconds):
+        records += _baseline_rules(baseline, offset)
+    records += [_expected_rule(baseline, offset_of[w], w) for w in windows]
+    records.append(
+        {
+            "record": f"category:enrollment_fresh_failures:expected_by_share{unknown['window']}",
+            "expr": (
+                f"{_share(baseline, baseline['offset'])}\n"
+                f"* on () group_left () enrollment_fresh_failures:increase{unknown['window']}"
+            ),
+        }
+    )
+    alerts = [_test_alert(t, params) for t in tests]
+    alerts.append(_unknown_alert(unknown, params))
+    alerts.append(_urgent_alert(params["urgent_details"]))
+    interval = params["evaluation_interval"]
+    return [
+        {"name": GENERATED_GROUPS[0], "interval": interval, "rules": records},
+        {"name": GENERATED_GROUPS[1], "interval": interval, "rules": alerts},
+    ]
+
+
+def merge_into(rules: dict[str, Any], generated: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rules file with its generated groups replaced (or put first), other groups kept."""
+    kept = [g for g in rules.get("groups", []) if g["name"] not in GENERATED_GROUPS]
+    return {**rules, "groups": [*generated, *kept]}
+
+
+def to_yaml(data: Any) -> str:
+    dumped: str = yaml.safe_dump(data, sort_keys=False, width=100, allow_unicode=True)
+    return dumped
