@@ -148,3 +148,11 @@ def test_records_that_say_what_they_are_are_skipped_not_dead_lettered(
     (outcome,) = classify_message(orjson.dumps(doc), SOURCE)
     assert isinstance(outcome, Skipped), outcome
     assert outcome.reason in ("success", "in_progress", "not_enrollment")
+
+
+def test_a_report_row_with_a_stray_autopilot_field_is_still_a_report_row() -> None:
+    # Found by the property above: an Autopilot status beside a report column made the row an
+    # Autopilot failure.
+    outcomes = classify_message(orjson.dumps({"deviceSetupStatus": 3, "EnrollmentActivityId": "x"}),
+                                SOURCE)
+    assert [o.__class__ for o in outcomes] == [Skipped], outcomes

@@ -164,13 +164,15 @@ def _unwrapped_record(item: dict[str, Any], index: int | None) -> Decoded:
     odata_type = item.get("@odata.type")
     if odata_type is not None:
         return _typed_graph_record(item, odata_type, index)
+    # A report's own columns (EnrollmentActivityId, ...) are specific to exports; a Graph field
+    # beside them does not make a report row an Autopilot or troubleshooting event.
+    report = _export_report(item)
+    if report is not None:
+        return RawRecord("reportExport", item, _export_fields(item), index, report)
     if "deploymentState" in item or "deviceSetupStatus" in item:
         return RawRecord("autopilotEvent", item, item, index)
     if "managedDeviceIdentifier" in item or "eventDateTime" in item:
         return RawRecord("graphEvent", item, item, index)
-    report = _export_report(item)
-    if report is not None:
-        return RawRecord("reportExport", item, _export_fields(item), index, report)
     return RawRecord("flat", item, item, index)
 
 
