@@ -46,7 +46,7 @@ def _c(detail: str, spec: str, weight: float, cue_id: str) -> Cue:
     return Cue(cue_id, detail, spec, weight)
 
 
-CUES: Final[tuple[Cue, ...]] = (
+SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     # --- authentication ---
     _c("signInFailed", "authenticat NEG|fail|error", 1.5, "authentication-failed"),
     _c("signInFailed", "credential invalid|incorrect|wrong|validat|expired|fail", 1.5,
@@ -70,7 +70,8 @@ CUES: Final[tuple[Cue, ...]] = (
     # --- authorization ---
     _c("deviceAuthorizationError", "NEG authoriz|allowed|permitted enroll|join|register", 1.0,
        "not-allowed-to-enroll"),
-    _c("deviceAuthorizationError", "authoriz fail|error|denied", 1.0, "authorization-failed"),
+    _c("deviceAuthorizationError", "authoriz fail|error|denied !adal$|wam$", 1.0,
+       "authorization-failed"),
     _c("deviceAuthorizationError", "NEG permission|privilege|rights !certificate", 1.0,
        "no-permission"),
     _c("entraJoinNotAllowed", "users_may_join|join_devices", 1.5, "join-setting"),
@@ -238,6 +239,60 @@ CUES: Final[tuple[Cue, ...]] = (
 )
 
 
+# Stem families: one cue per category that gathers the words several articles use for the
+# same kind of cause, so wording no cue was written for still scores. They carry weight 1.0
+# (enough alone, if nothing else disagrees) and vetoes where a family's words also describe
+# another category's cause; the specific cues above decide the detail.
+FAMILIES: Final[tuple[Cue, ...]] = (
+    _c("userAbandonment", "abandon|postpone|declin|quit$|gave_up|give_up|incomplete|"
+       "didn_t_finish|did_not_finish|never_finish|not_finish|never_complet|didn_t_complete|"
+       "more_than_30|closed|exited !connection|server|session|socket|network|timed_out|timeout",
+       1.0,
+       "family-abandonment"),
+    _c("signInFailed", "authenticat|credential|password|sign_in|signin|sign_you_in|log_in|"
+       "logon|login|mfa$|multi_factor|adal$|wam$|security_token|access_token|token_request|"
+       "federat|wab$|web_authentication !not_authoriz|unauthoriz|isn_t_authoriz|permission|"
+       "privilege|conditional_access|"
+       "toast|notification|prompt|licen|tpm$|sign_in_with|please_sign_in", 1.0, "family-sign-in"),
+    _c("deviceAuthorizationError", "authoriz|permission|privilege|allowed_to_enroll|"
+       "allowed_to_join|allowed_to_register !licen|certificate|apns|push|adal$|wam$|token", 1.0,
+       "family-permission"),
+    _c("enrollmentOnboardingIssue", "onboard|mdm_authority|management_authority|apns$|"
+       "push_certificate|mdm_push|apple_business_manager|apple_school_manager|"
+       "enrollment_program|terms_and_conditions|subscription|mdm_user_scope|user_scope|"
+       "suspended|account_is_deleted|account_deleted|account_expired|token_expired|"
+       "token_has_expired|token_was_deleted|token_is_being_used|token_is_invalid "
+       "!access_token|security_token|adal$|wam$",
+       1.0, "family-tenant-setup"),
+    _c("userNotLicensed", "licen|unlicensed|user_unknown|unknown_user|user_not_found|"
+       "user_is_unknown|not_a_member|isn_t_a_member|not_authorized_to_use !knox|vpp|token|"
+       "seat|administrators|local_admin|platform|windows_version", 1.0, "family-user-licence"),
+    _c("unsupportedDeviceType", "unsupported|not_supported|isn_t_supported|doesn_t_support|"
+       "does_not_support|minimum_requirement|meet_the_minimum|too_old|not_compatible|"
+       "hardware_requirement|prerequisite|blocked_by_group_policy|group_policy|"
+       "managed_externally !organization|company|admin|feature|method|"
+       "scenario|tenant|federat|authenticat|restrict", 1.0, "family-unsupported"),
+    _c("enrollmentCriteriaNotMet", "restriction|restricted|too_many_devices|maximum_number|"
+       "device_limit|enrollment_limit|limit_reached|seats|preregist|pre_registered|"
+       "blocked_by_your|not_allowed_by|organization_doesn_t_allow|organization_does_not_allow|"
+       "personally_owned|device_type_not_allowed|platform_not_allowed !oem|knox", 1.0,
+       "family-restriction"),
+    _c("networkConnectivity", "network|dns$|proxy|firewall|internet|connectivity|unreachable|"
+       "timed_out|timeout|time_out|times_out|winhttp|wininet|offline|couldn_t_connect|could_not_connect|"
+       "cannot_connect|can_t_connect|unable_to_connect|ssl$|tls$ !tpm|attestation|"
+       "terms_of_use|communicat|certificate_template|"
+       "certificate_authority|certification_authority", 1.0, "family-network"),
+    _c("messageFormatError", "malformed|bad_request|invalid_request|invalid_data|format|"
+       "parse|parsed|schema|rejected|invalid_operation|corrupt|base_64|base64|literal|was_empty|"
+       "is_empty|insecure "
+       "!token|credential|password|upn$|proxy|network", 1.0, "family-bad-data"),
+    _c("featureNotSupported", "pre_provision|preprovision|white_glove|feature|scenario|"
+       "isn_t_released|not_released|odj$|offline_domain_join", 1.0, "family-feature"),
+)
+CUES: Final[tuple[Cue, ...]] = SPECIFIC_CUES + FAMILIES
+_FAMILY_IDS: Final = frozenset(c.id for c in FAMILIES)
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledCue:
     cue: Cue
@@ -288,7 +343,7 @@ INDEX: CueIndex = build_index(CUES)
 class CueVerdict:
     detail: str
     score: float
-    ids: tuple[str, ...]  # the winning detail's cues that fired, strongest first
+    ids: tuple[str, ...]  # the winning category's cues that fired: the detail's, strongest first
 
 
 def score_cues(spaced: str, index: CueIndex) -> CueVerdict | None:
@@ -308,11 +363,21 @@ def score_cues(spaced: str, index: CueIndex) -> CueVerdict | None:
     best = ranked[0]
     if best < THRESHOLD or (len(ranked) > 1 and best - ranked[1] < MARGIN):
         return None
-    winners = [(sum(w for w, _ in hits), d) for d, hits in by_detail.items()
+    # A family speaks for its category, not for a detail: the detail is the one whose
+    # specific cues score most, the family's detail only when no specific cue fired.
+    winners = [(_specific(hits), sum(w for w, _ in hits), d) for d, hits in by_detail.items()
                if index.categories.get(d, d) in _best_categories(by_category, best)]
-    total, detail = max(winners)
-    ids = tuple(i for _, i in sorted(by_detail[detail], reverse=True))
+    _, total, detail = max(winners)
+    # Every cue of the winning category added to the score that decided it, so all are
+    # reported: the winning detail's first, then the category's other cues.
+    others = [hit for _, _, d in winners if d != detail for hit in by_detail[d]]
+    ids = tuple(i for _, i in sorted(by_detail[detail], reverse=True)) + tuple(
+        i for _, i in sorted(others, reverse=True))
     return CueVerdict(detail, total, ids)
+
+
+def _specific(hits: list[tuple[float, str]]) -> float:
+    return sum(w for w, cue_id in hits if cue_id not in _FAMILY_IDS)
 
 
 def _best_categories(by_category: dict[str, float], best: float) -> tuple[str, ...]:
