@@ -217,6 +217,9 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
     ("The sign-in was blocked by a Conditional Access policy", "authorization",
      "conditionalAccessBlocked"),
     ("Device type not allowed", "enrollmentRestrictionsEnforced", "platformBlocked"),
+    ("Your organization requires a newer version of Android", "enrollmentRestrictionsEnforced",
+     "osVersionBlocked"),
+    ("The setup was cancelled", "clientDisconnected", "userCancelled"),
 ]
 
 
@@ -272,6 +275,14 @@ FAMILY_CUE_ROWS = [  # text -> (category, the family cue that must be among thos
     ("White glove is not available in this scenario", "featureNotSupported", "family-feature"),
     ("Your tenant's subscription was suspended", "accountValidation", "family-tenant-setup"),
     ("Nobody has assigned the person a licence", "userValidation", "family-user-licence"),
+    # Graph's own enum descriptions and common Company Portal wording
+    ("Failed to validate the account for enrollment. (Account blocked, enrollment not enabled)",
+     "accountValidation", "family-tenant-setup"),
+    ("Client disconnected", "clientDisconnected", "family-network"),
+    ("The server took too long to respond", "clientDisconnected", "family-network"),
+    ("We couldn't verify your identity", "authentication", "family-sign-in"),
+    ("The device isn't compatible with this version of Company Portal", "deviceNotSupported",
+     "family-unsupported"),
 ]
 
 

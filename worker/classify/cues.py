@@ -14,11 +14,14 @@ is a combination of word stems that points at one detail reason, with a weight:
   category wins if it reaches :data:`THRESHOLD` and leads the runner-up category by
   :data:`MARGIN`; otherwise the cues disagree and nothing is decided (a wrong specific
   category is worse than ``unknown``). Precedence between overlapping cues is by weight:
-  "TPM attestation timed out" is a TPM failure, not a network timeout.
+  "TPM attestation timed out" is a TPM failure, not a network timeout;
+* a **stem family** (:data:`FAMILIES`) gathers the words several articles use for one
+  category's causes; it scores for the category but does not choose the detail while a
+  specific cue of that category fired.
 
 Cues are the weakest evidence: the classifier tries them only after exact names, protocol
 wrappers, codes and exact phrases, and reports them as ``evidence: cue`` with medium
-confidence and the ids of the cues that scored in ``matched``.
+confidence and, in ``matched``, the ids of the winning category's cues that scored.
 """
 
 from __future__ import annotations
@@ -161,7 +164,8 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     _c("enrollmentDataInvalid", "reject data|enrollment_data", 1.0, "data-rejected"),
     _c("enrollmentDataInvalid", "server configured|configuration NEG|correctly|misconfigured", 0.6,
        "server-misconfigured"),
-    _c("outdatedClient", "out_of_date|outdated|old_version|newer_version|corrupt", 1.0,
+    _c("outdatedClient", "out_of_date|outdated|old_version|newer_version|corrupt "
+       "!organization|os_version|operating_system", 1.0,
        "outdated-client"),
     _c("insecureRedirect", "http$ https|insecure|redirect", 1.0, "insecure-redirect"),
     _c("enrollmentStateInvalid", "twice|invalid_operation|wrong_state", 1.0, "wrong-state"),
@@ -198,7 +202,8 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
        1.6, "organization-blocks"),
     _c("platformBlocked", "device_type|platform NEG allow|permit", 1.6, "platform-not-allowed"),
     _c("osVersionBlocked", "version too_low|too_high|outside|allowed_range", 1.2, "version-range"),
-    _c("osVersionBlocked", "version below|above|minimum|maximum allow|organization|restrict", 1.6,
+    _c("osVersionBlocked", "version below|above|minimum|maximum|newer|older|higher|lower "
+       "allow|organization|restrict", 1.6,
        "version-policy"),
     _c("personalDeviceBlocked", "personal|personally|byod|corporate_owned|corporate owned|"
        "only|require|block|NEG|restrict", 1.6, "personal-blocked"),
@@ -213,7 +218,8 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     _c("espTimeout", "enrollment_status_page|esp$ time|stuck", 2.0, "esp-timeout"),
     _c("identityProviderBlocked", "proxy|firewall|network_device identity_provider|idp$", 2.0,
        "idp-blocked"),
-    _c("userCancelled", "cancel|abort user|operation|enrollment", 1.2, "cancelled"),
+    _c("userCancelled", "cancel|abort user|operation|enrollment|setup|registration", 1.2,
+       "cancelled"),
     _c("mfaNotCompleted", "mfa$|multi_factor notification|toast|prompt|respond", 2.0,
        "mfa-prompt-ignored"),
     _c("appleNetworkError", "apple connection|network|reach", 1.5, "apple-network"),
@@ -251,7 +257,8 @@ FAMILIES: Final[tuple[Cue, ...]] = (
        "family-abandonment"),
     _c("signInFailed", "authenticat|credential|password|sign_in|signin|sign_you_in|log_in|"
        "logon|login|mfa$|multi_factor|adal$|wam$|security_token|access_token|token_request|"
-       "federat|wab$|web_authentication !not_authoriz|unauthoriz|isn_t_authoriz|permission|"
+       "federat|wab$|web_authentication|verify_your_identity|identity_verification "
+       "!not_authoriz|unauthoriz|isn_t_authoriz|permission|"
        "privilege|conditional_access|"
        "toast|notification|prompt|licen|tpm$|sign_in_with|please_sign_in", 1.0, "family-sign-in"),
     _c("deviceAuthorizationError", "authoriz|permission|privilege|allowed_to_enroll|"
@@ -260,7 +267,7 @@ FAMILIES: Final[tuple[Cue, ...]] = (
     _c("enrollmentOnboardingIssue", "onboard|mdm_authority|management_authority|apns$|"
        "push_certificate|mdm_push|apple_business_manager|apple_school_manager|"
        "enrollment_program|terms_and_conditions|subscription|mdm_user_scope|user_scope|"
-       "suspended|account_is_deleted|account_deleted|account_expired|token_expired|"
+       "suspended|account_blocked|enrollment_not_enabled|validate_the_account|account_is_deleted|account_deleted|account_expired|token_expired|"
        "token_has_expired|token_was_deleted|token_is_being_used|token_is_invalid "
        "!access_token|security_token|adal$|wam$",
        1.0, "family-tenant-setup"),
@@ -269,9 +276,10 @@ FAMILIES: Final[tuple[Cue, ...]] = (
        "seat|administrators|local_admin|platform|windows_version", 1.0, "family-user-licence"),
     _c("unsupportedDeviceType", "unsupported|not_supported|isn_t_supported|doesn_t_support|"
        "does_not_support|minimum_requirement|meet_the_minimum|too_old|not_compatible|"
+       "isn_t_compatible|incompatible|"
        "hardware_requirement|prerequisite|blocked_by_group_policy|group_policy|"
-       "managed_externally !organization|company|admin|feature|method|"
-       "scenario|tenant|federat|authenticat|restrict", 1.0, "family-unsupported"),
+       "managed_externally !organization|your_company|company_doesn|company_does_not|admin|"
+       "feature|method|scenario|tenant|federat|authenticat|restrict", 1.0, "family-unsupported"),
     _c("enrollmentCriteriaNotMet", "restriction|restricted|too_many_devices|maximum_number|"
        "device_limit|enrollment_limit|limit_reached|seats|preregist|pre_registered|"
        "blocked_by_your|not_allowed_by|organization_doesn_t_allow|organization_does_not_allow|"
@@ -279,7 +287,8 @@ FAMILIES: Final[tuple[Cue, ...]] = (
        "family-restriction"),
     _c("networkConnectivity", "network|dns$|proxy|firewall|internet|connectivity|unreachable|"
        "timed_out|timeout|time_out|times_out|winhttp|wininet|offline|couldn_t_connect|could_not_connect|"
-       "cannot_connect|can_t_connect|unable_to_connect|ssl$|tls$ !tpm|attestation|"
+       "cannot_connect|can_t_connect|unable_to_connect|ssl$|tls$|disconnect|too_long_to_respond "
+       "!tpm|attestation|"
        "terms_of_use|communicat|certificate_template|"
        "certificate_authority|certification_authority", 1.0, "family-network"),
     _c("messageFormatError", "malformed|bad_request|invalid_request|invalid_data|format|"
