@@ -302,13 +302,20 @@ def test_stem_families_read_wording_no_specific_cue_was_written_for(
     ("The access token has expired", "an access token is sign-in, not a tenant token"),
     ("The certificate template or the certificate authority is unreachable",
      "a certificate request is not a network family match (veto)"),
+    ("Sync incomplete", "an incomplete sync is no abandoned enrollment"),
+    ("Enter your credentials to continue", "a prompt names no failure"),
 ])
 def test_stem_family_vetoes(text: str, why: str) -> None:
     event = one_event({"failureReason": text})
     assert event["failureCategory"] not in ("userAbandonment", "clientDisconnected",
                                             "accountValidation"), why
-    if text.startswith("Sign in"):
+    if text.startswith(("Sign in", "Sync", "Enter")):
         assert event["failureCategory"] == "unknown", why
+
+
+def test_an_expired_sign_in_token_is_authentication_not_an_apple_token() -> None:
+    event = one_event({"failureReason": "Authentication token has expired, sign in again"})
+    assert event["failureCategory"] == "authentication"
 
 
 def test_a_family_does_not_choose_the_detail_when_a_specific_cue_fired() -> None:

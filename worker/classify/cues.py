@@ -104,7 +104,8 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
        "apns-expired"),
     _c("apnsCertificateInvalid", "certificate communicat", 2.0, "device-channel-certificate"),
     _c("apnsCertificateInvalid", "enrollment_policy", 1.0, "no-enrollment-policy"),
-    _c("adeTokenInvalid", "token expir|invalid|revoked|malformed|upload !bulk|provisioning", 1.5,
+    _c("adeTokenInvalid", "token expir|invalid|revoked|malformed|upload !bulk|provisioning|"
+       "authentication_token|refresh_token|access_token|sign_in", 1.5,
        "token-invalid"),
     _c("adeTokenInvalid", "apple_business_manager|apple_school_manager|abm$|asm$|"
        "enrollment_program|ade$|dep$ token|mdm_server|access_denied|removed", 1.0, "ade-token"),
@@ -250,7 +251,8 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
 # (enough alone, if nothing else disagrees) and vetoes where a family's words also describe
 # another category's cause; the specific cues above decide the detail.
 FAMILIES: Final[tuple[Cue, ...]] = (
-    _c("userAbandonment", "abandon|postpone|declin|quit$|gave_up|give_up|incomplete|"
+    _c("userAbandonment", "abandon|postpone|declin|quit$|gave_up|give_up|incomplete_enrollment|"
+       "enrollment_incomplete|incomplete_setup|setup_incomplete|left_incomplete|"
        "didn_t_finish|did_not_finish|never_finish|not_finish|never_complet|didn_t_complete|"
        "more_than_30|closed|exited !connection|server|session|socket|network|timed_out|timeout",
        1.0,
@@ -258,7 +260,8 @@ FAMILIES: Final[tuple[Cue, ...]] = (
     _c("signInFailed", "authenticat|credential|password|sign_in|signin|sign_you_in|log_in|"
        "logon|login|mfa$|multi_factor|adal$|wam$|security_token|access_token|token_request|"
        "federat|wab$|web_authentication|verify_your_identity|identity_verification "
-       "!not_authoriz|unauthoriz|isn_t_authoriz|permission|"
+       "NEG|fail|error|invalid|incorrect|wrong|expired|required|denied|blocked|stuck|sticks|"
+       "problem|trouble|issue|verify !not_authoriz|unauthoriz|isn_t_authoriz|permission|"
        "privilege|conditional_access|"
        "toast|notification|prompt|licen|tpm$|sign_in_with|please_sign_in", 1.0, "family-sign-in"),
     _c("deviceAuthorizationError", "authoriz|permission|privilege|allowed_to_enroll|"
@@ -269,7 +272,7 @@ FAMILIES: Final[tuple[Cue, ...]] = (
        "enrollment_program|terms_and_conditions|subscription|mdm_user_scope|user_scope|"
        "suspended|account_blocked|enrollment_not_enabled|validate_the_account|account_is_deleted|account_deleted|account_expired|token_expired|"
        "token_has_expired|token_was_deleted|token_is_being_used|token_is_invalid "
-       "!access_token|security_token|adal$|wam$",
+       "!access_token|security_token|adal$|wam$|authentication_token|refresh_token|sign_in",
        1.0, "family-tenant-setup"),
     _c("userNotLicensed", "licen|unlicensed|user_unknown|unknown_user|user_not_found|"
        "user_is_unknown|not_a_member|isn_t_a_member|not_authorized_to_use !knox|vpp|token|"
