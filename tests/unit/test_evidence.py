@@ -242,6 +242,8 @@ _CUE_IDS = {c.id for c in cues.CUES}
     ("The user has no license and the device is not supported",
      "two categories score within the margin: no guess"),
     ("Enrollment failed", "no cue at all"),
+    ("Enrollment failed. Request support from your company if it does not go away",
+     "'support' in a contact-support sentence is no unsupported device (veto)"),
 ])
 def test_cues_that_must_not_decide(text: str, why: str) -> None:
     event = one_event({"failureReason": text})

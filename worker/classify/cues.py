@@ -45,6 +45,12 @@ class Cue:
     weight: float = 1.0
 
 
+# Boilerplate that says "support" without saying what is unsupported ("request support from
+# your company"): a veto for the cues that read "not ... support".
+_CONTACT_SUPPORT: Final = ("request_support|contact_support|support_from|call_support|it_support|"
+                           "support_team")
+
+
 def _c(detail: str, spec: str, weight: float, cue_id: str) -> Cue:
     return Cue(cue_id, detail, spec, weight)
 
@@ -129,7 +135,8 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     _c("userUnknown", "user|account NEG|not_found|unknown exist|found|unknown "
        "!adal|realm|server|device|licen", 1.0, "user-unknown"),
     # --- deviceNotSupported ---
-    _c("unsupportedDeviceType", "NEG|only support !federat|authenticat", 1.0, "not-supported"),
+    _c("unsupportedDeviceType", f"NEG|only support !federat|authenticat|{_CONTACT_SUPPORT}", 1.0,
+       "not-supported"),
     _c("unsupportedDeviceType", "unsupported|minimum_requirement|minimum_version|too_old|"
        "meet_the_minimum|doesn_t_meet", 1.0, "unsupported"),
     _c("mdmNotSupported", "mobile_device_management|mdm$ NEG|generally support", 0.5,
@@ -199,8 +206,8 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
        "rule|restriction", 1.0, "admin-block"),
     _c("platformBlocked", "device_type_restriction|platform_restriction|platform|device_type "
        "block|restrict", 1.6, "platform-blocked"),
-    _c("platformBlocked", "organization|company|it_admin|administrator NEG support|allow|permit",
-       1.6, "organization-blocks"),
+    _c("platformBlocked", "organization|company|it_admin|administrator NEG support|allow|permit "
+       f"!{_CONTACT_SUPPORT}", 1.6, "organization-blocks"),
     _c("platformBlocked", "device_type|platform NEG allow|permit", 1.6, "platform-not-allowed"),
     _c("osVersionBlocked", "version too_low|too_high|outside|allowed_range", 1.2, "version-range"),
     _c("osVersionBlocked", "version below|above|minimum|maximum|newer|older|higher|lower "
