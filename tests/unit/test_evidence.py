@@ -217,6 +217,9 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
     ("The sign-in was blocked by a Conditional Access policy", "authorization",
      "conditionalAccessBlocked"),
     ("Device type not allowed", "enrollmentRestrictionsEnforced", "platformBlocked"),
+    ("Your organization requires a newer version of Android", "enrollmentRestrictionsEnforced",
+     "osVersionBlocked"),
+    ("The setup was cancelled", "clientDisconnected", "userCancelled"),
 ]
 
 
@@ -239,6 +242,8 @@ _CUE_IDS = {c.id for c in cues.CUES}
     ("The user has no license and the device is not supported",
      "two categories score within the margin: no guess"),
     ("Enrollment failed", "no cue at all"),
+    ("Enrollment failed. Request support from your company if it does not go away",
+     "'support' in a contact-support sentence is no unsupported device (veto)"),
 ])
 def test_cues_that_must_not_decide(text: str, why: str) -> None:
     event = one_event({"failureReason": text})
@@ -255,6 +260,72 @@ def test_precedence_by_weight() -> None:
     assert tpm["failureCategory"] == "deviceNotSupported"
     org = one_event({"failureReason": "Your organization does not support this version of Windows"})
     assert org["detailReason"] == "platformBlocked"
+
+
+# Wording no specific cue was written for: only the category's stem family decides.
+FAMILY_CUE_ROWS = [  # text -> (category, the family cue that must be among those that scored)
+    ("The person walked away and quit the setup before it was done", "userAbandonment",
+     "family-abandonment"),
+    ("Setup was left incomplete by the person enrolling", "userAbandonment", "family-abandonment"),
+    ("Logon to the identity service did not work", "authentication", "family-sign-in"),
+    ("You lack the permission to add a device", "authorization", "family-permission"),
+    ("This model is not compatible with management", "deviceNotSupported", "family-unsupported"),
+    ("Personally owned phones are restricted", "enrollmentRestrictionsEnforced",
+     "family-restriction"),
+    ("Could not connect to the service", "clientDisconnected", "family-network"),
+    ("The request body could not be parsed", "badRequest", "family-bad-data"),
+    ("White glove is not available in this scenario", "featureNotSupported", "family-feature"),
+    ("Your tenant's subscription was suspended", "accountValidation", "family-tenant-setup"),
+    ("Nobody has assigned the person a licence", "userValidation", "family-user-licence"),
+    # Graph's own enum descriptions and common Company Portal wording
+    ("Failed to validate the account for enrollment. (Account blocked, enrollment not enabled)",
+     "accountValidation", "family-tenant-setup"),
+    ("Client disconnected", "clientDisconnected", "family-network"),
+    ("The server took too long to respond", "clientDisconnected", "family-network"),
+    ("We couldn't verify your identity", "authentication", "family-sign-in"),
+    ("The device isn't compatible with this version of Company Portal", "deviceNotSupported",
+     "family-unsupported"),
+]
+
+
+@pytest.mark.parametrize(("text", "category", "family"), FAMILY_CUE_ROWS,
+                         ids=[t for t, _, _ in FAMILY_CUE_ROWS])
+def test_stem_families_read_wording_no_specific_cue_was_written_for(
+        text: str, category: str, family: str) -> None:
+    event = one_event({"failureReason": text})
+    assert event["failureCategory"] == category, text
+    assert event["classification"]["evidence"] == "cue"
+    assert family in event["classification"]["matched"].split(" + ")
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("The VPN connection closed unexpectedly", "a closed connection is no abandonment (veto)"),
+    ("Sign in with your admin account to see more", "an instruction to sign in is no failure"),
+    ("The access token has expired", "an access token is sign-in, not a tenant token"),
+    ("The certificate template or the certificate authority is unreachable",
+     "a certificate request is not a network family match (veto)"),
+    ("Sync incomplete", "an incomplete sync is no abandoned enrollment"),
+    ("Enter your credentials to continue", "a prompt names no failure"),
+])
+def test_stem_family_vetoes(text: str, why: str) -> None:
+    event = one_event({"failureReason": text})
+    assert event["failureCategory"] not in ("userAbandonment", "clientDisconnected",
+                                            "accountValidation"), why
+    if text.startswith(("Sign in", "Sync", "Enter")):
+        assert event["failureCategory"] == "unknown", why
+
+
+def test_an_expired_sign_in_token_is_authentication_not_an_apple_token() -> None:
+    event = one_event({"failureReason": "Authentication token has expired, sign in again"})
+    assert event["failureCategory"] == "authentication"
+
+
+def test_a_family_does_not_choose_the_detail_when_a_specific_cue_fired() -> None:
+    # family-restriction and admin-block sum more for enrollmentCriteriaNotMet than the one
+    # personal-blocked cue does, yet the detail is the one the specific cues point at.
+    event = one_event({"failureReason": "Personally owned devices are blocked by your organization"})
+    assert event["detailReason"] == "personalDeviceBlocked"
+    assert "family-restriction" in event["classification"]["matched"].split(" + ")
 
 
 def test_every_cue_compiles_to_terms_and_has_a_unique_id() -> None:

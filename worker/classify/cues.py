@@ -14,11 +14,14 @@ is a combination of word stems that points at one detail reason, with a weight:
   category wins if it reaches :data:`THRESHOLD` and leads the runner-up category by
   :data:`MARGIN`; otherwise the cues disagree and nothing is decided (a wrong specific
   category is worse than ``unknown``). Precedence between overlapping cues is by weight:
-  "TPM attestation timed out" is a TPM failure, not a network timeout.
+  "TPM attestation timed out" is a TPM failure, not a network timeout;
+* a **stem family** (:data:`FAMILIES`) gathers the words several articles use for one
+  category's causes; it scores for the category but does not choose the detail while a
+  specific cue of that category fired.
 
 Cues are the weakest evidence: the classifier tries them only after exact names, protocol
 wrappers, codes and exact phrases, and reports them as ``evidence: cue`` with medium
-confidence and the ids of the cues that scored in ``matched``.
+confidence and, in ``matched``, the ids of the winning category's cues that scored.
 """
 
 from __future__ import annotations
@@ -42,11 +45,17 @@ class Cue:
     weight: float = 1.0
 
 
+# Boilerplate that says "support" without saying what is unsupported ("request support from
+# your company"): a veto for the cues that read "not ... support".
+_CONTACT_SUPPORT: Final = ("request_support|contact_support|support_from|call_support|it_support|"
+                           "support_team")
+
+
 def _c(detail: str, spec: str, weight: float, cue_id: str) -> Cue:
     return Cue(cue_id, detail, spec, weight)
 
 
-CUES: Final[tuple[Cue, ...]] = (
+SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     # --- authentication ---
     _c("signInFailed", "authenticat NEG|fail|error", 1.5, "authentication-failed"),
     _c("signInFailed", "credential invalid|incorrect|wrong|validat|expired|fail", 1.5,
@@ -70,7 +79,8 @@ CUES: Final[tuple[Cue, ...]] = (
     # --- authorization ---
     _c("deviceAuthorizationError", "NEG authoriz|allowed|permitted enroll|join|register", 1.0,
        "not-allowed-to-enroll"),
-    _c("deviceAuthorizationError", "authoriz fail|error|denied", 1.0, "authorization-failed"),
+    _c("deviceAuthorizationError", "authoriz fail|error|denied !adal$|wam$", 1.0,
+       "authorization-failed"),
     _c("deviceAuthorizationError", "NEG permission|privilege|rights !certificate", 1.0,
        "no-permission"),
     _c("entraJoinNotAllowed", "users_may_join|join_devices", 1.5, "join-setting"),
@@ -100,7 +110,8 @@ CUES: Final[tuple[Cue, ...]] = (
        "apns-expired"),
     _c("apnsCertificateInvalid", "certificate communicat", 2.0, "device-channel-certificate"),
     _c("apnsCertificateInvalid", "enrollment_policy", 1.0, "no-enrollment-policy"),
-    _c("adeTokenInvalid", "token expir|invalid|revoked|malformed|upload !bulk|provisioning", 1.5,
+    _c("adeTokenInvalid", "token expir|invalid|revoked|malformed|upload !bulk|provisioning|"
+       "authentication_token|refresh_token|access_token|sign_in", 1.5,
        "token-invalid"),
     _c("adeTokenInvalid", "apple_business_manager|apple_school_manager|abm$|asm$|"
        "enrollment_program|ade$|dep$ token|mdm_server|access_denied|removed", 1.0, "ade-token"),
@@ -124,7 +135,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("userUnknown", "user|account NEG|not_found|unknown exist|found|unknown "
        "!adal|realm|server|device|licen", 1.0, "user-unknown"),
     # --- deviceNotSupported ---
-    _c("unsupportedDeviceType", "NEG|only support !federat|authenticat", 1.0, "not-supported"),
+    _c("unsupportedDeviceType", f"NEG|only support !federat|authenticat|{_CONTACT_SUPPORT}", 1.0,
+       "not-supported"),
     _c("unsupportedDeviceType", "unsupported|minimum_requirement|minimum_version|too_old|"
        "meet_the_minimum|doesn_t_meet", 1.0, "unsupported"),
     _c("mdmNotSupported", "mobile_device_management|mdm$ NEG|generally support", 0.5,
@@ -160,7 +172,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("enrollmentDataInvalid", "reject data|enrollment_data", 1.0, "data-rejected"),
     _c("enrollmentDataInvalid", "server configured|configuration NEG|correctly|misconfigured", 0.6,
        "server-misconfigured"),
-    _c("outdatedClient", "out_of_date|outdated|old_version|newer_version|corrupt", 1.0,
+    _c("outdatedClient", "out_of_date|outdated|old_version|newer_version|corrupt "
+       "!organization|os_version|operating_system", 1.0,
        "outdated-client"),
     _c("insecureRedirect", "http$ https|insecure|redirect", 1.0, "insecure-redirect"),
     _c("enrollmentStateInvalid", "twice|invalid_operation|wrong_state", 1.0, "wrong-state"),
@@ -193,11 +206,12 @@ CUES: Final[tuple[Cue, ...]] = (
        "rule|restriction", 1.0, "admin-block"),
     _c("platformBlocked", "device_type_restriction|platform_restriction|platform|device_type "
        "block|restrict", 1.6, "platform-blocked"),
-    _c("platformBlocked", "organization|company|it_admin|administrator NEG support|allow|permit",
-       1.6, "organization-blocks"),
+    _c("platformBlocked", "organization|company|it_admin|administrator NEG support|allow|permit "
+       f"!{_CONTACT_SUPPORT}", 1.6, "organization-blocks"),
     _c("platformBlocked", "device_type|platform NEG allow|permit", 1.6, "platform-not-allowed"),
     _c("osVersionBlocked", "version too_low|too_high|outside|allowed_range", 1.2, "version-range"),
-    _c("osVersionBlocked", "version below|above|minimum|maximum allow|organization|restrict", 1.6,
+    _c("osVersionBlocked", "version below|above|minimum|maximum|newer|older|higher|lower "
+       "allow|organization|restrict", 1.6,
        "version-policy"),
     _c("personalDeviceBlocked", "personal|personally|byod|corporate_owned|corporate owned|"
        "only|require|block|NEG|restrict", 1.6, "personal-blocked"),
@@ -212,7 +226,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c("espTimeout", "enrollment_status_page|esp$ time|stuck", 2.0, "esp-timeout"),
     _c("identityProviderBlocked", "proxy|firewall|network_device identity_provider|idp$", 2.0,
        "idp-blocked"),
-    _c("userCancelled", "cancel|abort user|operation|enrollment", 1.2, "cancelled"),
+    _c("userCancelled", "cancel|abort user|operation|enrollment|setup|registration", 1.2,
+       "cancelled"),
     _c("mfaNotCompleted", "mfa$|multi_factor notification|toast|prompt|respond", 2.0,
        "mfa-prompt-ignored"),
     _c("appleNetworkError", "apple connection|network|reach", 1.5, "apple-network"),
@@ -236,6 +251,65 @@ CUES: Final[tuple[Cue, ...]] = (
        "in-progress"),
     _c("appleSyncCursorError", "cursor", 1.0, "sync-cursor"),
 )
+
+
+# Stem families: one cue per category that gathers the words several articles use for the
+# same kind of cause, so wording no cue was written for still scores. They carry weight 1.0
+# (enough alone, if nothing else disagrees) and vetoes where a family's words also describe
+# another category's cause; the specific cues above decide the detail.
+FAMILIES: Final[tuple[Cue, ...]] = (
+    _c("userAbandonment", "abandon|postpone|declin|quit$|gave_up|give_up|incomplete_enrollment|"
+       "enrollment_incomplete|incomplete_setup|setup_incomplete|left_incomplete|"
+       "didn_t_finish|did_not_finish|never_finish|not_finish|never_complet|didn_t_complete|"
+       "more_than_30|closed|exited !connection|server|session|socket|network|timed_out|timeout",
+       1.0,
+       "family-abandonment"),
+    _c("signInFailed", "authenticat|credential|password|sign_in|signin|sign_you_in|log_in|"
+       "logon|login|mfa$|multi_factor|adal$|wam$|security_token|access_token|token_request|"
+       "federat|wab$|web_authentication|verify_your_identity|identity_verification "
+       "NEG|fail|error|invalid|incorrect|wrong|expired|required|denied|blocked|stuck|sticks|"
+       "problem|trouble|issue|verify !not_authoriz|unauthoriz|isn_t_authoriz|permission|"
+       "privilege|conditional_access|"
+       "toast|notification|prompt|licen|tpm$|sign_in_with|please_sign_in", 1.0, "family-sign-in"),
+    _c("deviceAuthorizationError", "authoriz|permission|privilege|allowed_to_enroll|"
+       "allowed_to_join|allowed_to_register !licen|certificate|apns|push|adal$|wam$|token", 1.0,
+       "family-permission"),
+    _c("enrollmentOnboardingIssue", "onboard|mdm_authority|management_authority|apns$|"
+       "push_certificate|mdm_push|apple_business_manager|apple_school_manager|"
+       "enrollment_program|terms_and_conditions|subscription|mdm_user_scope|user_scope|"
+       "suspended|account_blocked|enrollment_not_enabled|validate_the_account|account_is_deleted|account_deleted|account_expired|token_expired|"
+       "token_has_expired|token_was_deleted|token_is_being_used|token_is_invalid "
+       "!access_token|security_token|adal$|wam$|authentication_token|refresh_token|sign_in",
+       1.0, "family-tenant-setup"),
+    _c("userNotLicensed", "licen|unlicensed|user_unknown|unknown_user|user_not_found|"
+       "user_is_unknown|not_a_member|isn_t_a_member|not_authorized_to_use !knox|vpp|token|"
+       "seat|administrators|local_admin|platform|windows_version", 1.0, "family-user-licence"),
+    _c("unsupportedDeviceType", "unsupported|not_supported|isn_t_supported|doesn_t_support|"
+       "does_not_support|minimum_requirement|meet_the_minimum|too_old|not_compatible|"
+       "isn_t_compatible|incompatible|"
+       "hardware_requirement|prerequisite|blocked_by_group_policy|group_policy|"
+       "managed_externally !organization|your_company|company_doesn|company_does_not|admin|"
+       "feature|method|scenario|tenant|federat|authenticat|restrict", 1.0, "family-unsupported"),
+    _c("enrollmentCriteriaNotMet", "restriction|restricted|too_many_devices|maximum_number|"
+       "device_limit|enrollment_limit|limit_reached|seats|preregist|pre_registered|"
+       "blocked_by_your|not_allowed_by|organization_doesn_t_allow|organization_does_not_allow|"
+       "personally_owned|device_type_not_allowed|platform_not_allowed !oem|knox", 1.0,
+       "family-restriction"),
+    _c("networkConnectivity", "network|dns$|proxy|firewall|internet|connectivity|unreachable|"
+       "timed_out|timeout|time_out|times_out|winhttp|wininet|offline|couldn_t_connect|could_not_connect|"
+       "cannot_connect|can_t_connect|unable_to_connect|ssl$|tls$|disconnect|too_long_to_respond "
+       "!tpm|attestation|"
+       "terms_of_use|communicat|certificate_template|"
+       "certificate_authority|certification_authority", 1.0, "family-network"),
+    _c("messageFormatError", "malformed|bad_request|invalid_request|invalid_data|format|"
+       "parse|parsed|schema|rejected|invalid_operation|corrupt|base_64|base64|literal|was_empty|"
+       "is_empty|insecure "
+       "!token|credential|password|upn$|proxy|network", 1.0, "family-bad-data"),
+    _c("featureNotSupported", "pre_provision|preprovision|white_glove|feature|scenario|"
+       "isn_t_released|not_released|odj$|offline_domain_join", 1.0, "family-feature"),
+)
+CUES: Final[tuple[Cue, ...]] = SPECIFIC_CUES + FAMILIES
+_FAMILY_IDS: Final = frozenset(c.id for c in FAMILIES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +362,7 @@ INDEX: CueIndex = build_index(CUES)
 class CueVerdict:
     detail: str
     score: float
-    ids: tuple[str, ...]  # the winning detail's cues that fired, strongest first
+    ids: tuple[str, ...]  # the winning category's cues that fired: the detail's, strongest first
 
 
 def score_cues(spaced: str, index: CueIndex) -> CueVerdict | None:
@@ -308,11 +382,21 @@ def score_cues(spaced: str, index: CueIndex) -> CueVerdict | None:
     best = ranked[0]
     if best < THRESHOLD or (len(ranked) > 1 and best - ranked[1] < MARGIN):
         return None
-    winners = [(sum(w for w, _ in hits), d) for d, hits in by_detail.items()
+    # A family speaks for its category, not for a detail: the detail is the one whose
+    # specific cues score most, the family's detail only when no specific cue fired.
+    winners = [(_specific(hits), sum(w for w, _ in hits), d) for d, hits in by_detail.items()
                if index.categories.get(d, d) in _best_categories(by_category, best)]
-    total, detail = max(winners)
-    ids = tuple(i for _, i in sorted(by_detail[detail], reverse=True))
+    _, total, detail = max(winners)
+    # Every cue of the winning category added to the score that decided it, so all are
+    # reported: the winning detail's first, then the category's other cues.
+    others = [hit for _, _, d in winners if d != detail for hit in by_detail[d]]
+    ids = tuple(i for _, i in sorted(by_detail[detail], reverse=True)) + tuple(
+        i for _, i in sorted(others, reverse=True))
     return CueVerdict(detail, total, ids)
+
+
+def _specific(hits: list[tuple[float, str]]) -> float:
+    return sum(w for w, cue_id in hits if cue_id not in _FAMILY_IDS)
 
 
 def _best_categories(by_category: dict[str, float], best: float) -> tuple[str, ...]:
