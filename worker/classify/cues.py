@@ -260,10 +260,14 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
 FAMILIES: Final[tuple[Cue, ...]] = (
     _c("userAbandonment", "abandon|postpone|declin|quit$|gave_up|give_up|incomplete_enrollment|"
        "enrollment_incomplete|incomplete_setup|setup_incomplete|left_incomplete|"
-       "didn_t_finish|did_not_finish|never_finish|not_finish|never_complet|didn_t_complete|"
        "more_than_30|closed|exited !connection|server|session|socket|network|timed_out|timeout",
        1.0,
        "family-abandonment"),
+    # "Did not finish" is abandonment only when a person did not finish: "device enrollment
+    # did not finish" says nothing of who or what stopped it (a timeout, a network cut).
+    _c("userAbandonment", "user|you$|he$|she$|they$ didn_t_finish|did_not_finish|never_finish|"
+       "not_finish|never_complet|didn_t_complete !connection|server|session|socket|network|"
+       "timed_out|timeout", 1.0, "family-abandonment-unfinished"),
     _c("signInFailed", "authenticat|credential|password|sign_in|signin|sign_you_in|log_in|"
        "logon|login|mfa$|multi_factor|adal$|wam$|security_token|access_token|token_request|"
        "federat|wab$|web_authentication|verify_your_identity|identity_verification "
