@@ -174,9 +174,13 @@ class _Base:
         finally:
             self.leaving = set()
 
-    def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         """The producer's delivery callback; it only reports failures (see clients.py)."""
         if err is not None:
+            if not self.window.delivery_errors:  # the first of a window names the topic
+                log.warning("delivery failed; the window will be aborted and read again",
+                            extra={"error": f"produce to {msg.topic()}: {err}",
+                                   "rate_key": "delivery-failed"})
             self.window.delivery_errors.append(err)
 
     def produce(self, topic: str, value: bytes, key: bytes | None,
