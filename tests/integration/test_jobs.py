@@ -95,14 +95,17 @@ def _halfway(d: DeadLettered, bootstrap: str, new_topic: Callable[..., str], log
     topic; returns it with the copies topic and the arguments a rerun needs."""
     copies_topic = new_topic(1, "copies")
     args = ("replay-dead-letters", "--to-topic", copies_topic)
-    end = max(r.offset for r in d.dead) + 1
+    # Caught once at least one too-large letter is done and at least one is left, so that a
+    # rerun has both something to skip and something to replay.
+    too_large = sorted(r.offset for r in d.dead if r.value["errorClass"] == "too_large")
+    first, last = too_large[0] + 1, too_large[len(too_large) * 2 // 3]
     job = _job(bootstrap, d.topics, d.group, log_dir, *args, "--commit-every", "1")
     progress = Consumer({"bootstrap.servers": bootstrap,
                          "group.id": f"{d.group}.replay-dead-letters"})
     try:
         def halfway() -> bool:
             (tp,) = progress.committed([TopicPartition(d.topics.dead, 0)], timeout=10)
-            return 0 < tp.offset < end * 2 // 3 or not job.alive()
+            return first <= tp.offset <= last or not job.alive()
         wait_for(halfway, 120, "the replay to commit its first transactions", interval=0.02)
     finally:
         progress.close()
