@@ -233,11 +233,12 @@ def _disable(items: set[str]) -> Callable[[], None]:
     if cues is not None:
         saved.append((cues, "INDEX", cues.INDEX))
         cues.INDEX = cues.build_index(tuple(c for c in cues.CUES if f"cue:{c.id}" not in items))
-    caches = [normalize.find_detail, normalize.decide]
-
     def clear() -> None:
-        for fn in caches:
-            fn.cache_clear()
+        if hasattr(normalize, "forget"):
+            normalize.forget()
+        else:  # a core from before the memos (an older checkout)
+            for fn in (normalize.find_detail, normalize.decide):
+                fn.cache_clear()
         for name in ("match_cues", "score_cues"):
             if cues is not None and hasattr(getattr(cues, name, None), "cache_clear"):
                 getattr(cues, name).cache_clear()

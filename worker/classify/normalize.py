@@ -39,6 +39,7 @@ from worker.classify import catalog, codes, cues, verdict
 from worker.classify.catalog import Detail, fold
 from worker.classify.decode import RawRecord, Rejection
 from worker.classify.decode import first_present as _first_present
+from worker.classify.memo import Memo
 from worker.classify.taxonomy import Confidence, Evidence, FailureCategory
 from worker.classify.verdict import SkipReason
 
@@ -78,16 +79,19 @@ class Classification:
     conflict: Detail | None
 
 
-@dataclass(slots=True)  # not frozen: frozen __init__ costs ~1 us per event
+@dataclass(slots=True, init=False)  # __init__ written out: mypyc makes it native
 class Skip:
     reason: SkipReason
+
+    def __init__(self, reason: SkipReason) -> None:
+        self.reason = reason
 
 
 def normalize_failure(record: RawRecord) -> Classification | Skip | Rejection:
     """Decide the category, detail reason and evidence for one record. Never raises."""
     fields = record.fields
     raw_category = _first_present(fields, catalog.CATEGORY_FIELDS[record.shape])
-    kind = raw_category.__class__
+    kind = type(raw_category)
     if kind is str:
         state, category = _category_from_text(raw_category)
         raw_category = raw_category[:MAX_RAW_CATEGORY_CHARS]
@@ -108,7 +112,7 @@ def normalize_failure(record: RawRecord) -> Classification | Skip | Rejection:
         value = fields.get(name)
         if value is None or value == "":
             continue
-        kind = value.__class__
+        kind = type(value)
         if kind is not str and kind is not int:
             return Rejection("wrong_type", f"{name} must be a string or an integer",
                              record.index, record.row)
@@ -129,10 +133,22 @@ def normalize_failure(record: RawRecord) -> Classification | Skip | Rejection:
 
 # Real streams repeat a small set of (category, reason) pairs, so the decision is cached;
 # keys are bounded in size (raw values are truncated first), so hostile input cannot grow it.
-@lru_cache(maxsize=4096, typed=True)
 def decide(state: CategoryState, category: FailureCategory | None, match: DetailMatch | None,
            raw_category: Any, raw_reason: str | None) -> Classification:
-    """Apply the precedence rule in the module docstring to the two signals."""
+    """Apply the precedence rule in the module docstring to the two signals (remembered)."""
+    # The class is part of the key, as lru_cache(typed=True) had it: 1 and 1.0 are equal.
+    key = (state, category, match, type(raw_category), raw_category, raw_reason)
+    found = _DECISIONS.get(key)
+    if found is None:
+        found = _DECISIONS.put(key, _decide(state, category, match, raw_category, raw_reason))
+    return found
+
+
+_DECISIONS: Final[Memo[tuple[Any, ...], Classification]] = Memo(4096)
+
+
+def _decide(state: CategoryState, category: FailureCategory | None, match: DetailMatch | None,
+            raw_category: Any, raw_reason: str | None) -> Classification:
     uninformative = state != "named" or category is FailureCategory.unknown
     if match is not None and uninformative:
         confidence = Confidence.medium if match.evidence in _WEAK_EVIDENCE else Confidence.high
@@ -175,8 +191,15 @@ def _category_from_code(code: int) -> tuple[CategoryState, FailureCategory | Non
     return "unrecognized", None
 
 
-@lru_cache(maxsize=1024)
 def _category_from_text(text: str) -> tuple[CategoryState, FailureCategory | None]:
+    found = _CATEGORY_TEXTS.get(text)
+    return found if found is not None else _CATEGORY_TEXTS.put(text, _read_category_text(text))
+
+
+_CATEGORY_TEXTS: Final[Memo[str, tuple[CategoryState, FailureCategory | None]]] = Memo(1024)
+
+
+def _read_category_text(text: str) -> tuple[CategoryState, FailureCategory | None]:
     if not text.strip():
         return "absent", None
     key = fold(text[:200])
@@ -195,9 +218,26 @@ def _category_from_text(text: str) -> tuple[CategoryState, FailureCategory | Non
 _WEAK_EVIDENCE = frozenset((Evidence.phrase, Evidence.code_family, Evidence.cue))
 
 
-@lru_cache(maxsize=8192)
 def find_detail(text: str) -> DetailMatch | None:
-    """Strongest detail evidence in a reason text, in the order the module docstring gives."""
+    """Strongest detail evidence in a reason text, in the order the module docstring gives
+    (remembered: reasons repeat)."""
+    found = _DETAILS.get(text)  # a 1-tuple, so that "no match" can be remembered too
+    if found is None:
+        found = _DETAILS.put(text, (_find_detail(text),))
+    return found[0]
+
+
+_DETAILS: Final[Memo[str, tuple[DetailMatch | None]]] = Memo(8192)
+
+
+def forget() -> None:
+    """Empty the memos (for tools that change the phrase or cue tables in place)."""
+    _DETAILS.clear()
+    _DECISIONS.clear()
+    _CATEGORY_TEXTS.clear()
+
+
+def _find_detail(text: str) -> DetailMatch | None:
     key = fold(text)
     exact = catalog.DETAIL_BY_FOLDED_NAME.get(key)
     if exact is not None:
@@ -275,7 +315,7 @@ _ENROLLMENT_TYPE_KEYS = {shape: plan["enrollmentType"]
 
 def _enrollment_type(record: RawRecord) -> str:
     value = _first_present(record.fields, _ENROLLMENT_TYPE_KEYS[record.shape])
-    return fold(value[:200]) if value.__class__ is str else ""
+    return fold(value[:200]) if type(value) is str else ""
 
 
 @lru_cache(maxsize=1024)

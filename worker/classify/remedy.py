@@ -54,17 +54,17 @@ def microsoft_hint(record: RawRecord) -> MicrosoftHint | None:
     shape = record.shape
     if shape == "graphEvent":
         details = record.fields.get("troubleshootingErrorDetails")
-        return _from_error_details(details) if details.__class__ is dict else None
+        return _from_error_details(details) if type(details) is dict else None
     if shape == "reportExport":
         text = record.fields.get("Remediation")
-        return _from_text(text) if text.__class__ is str else None
+        return _from_text(text) if type(text) is str else None
     return None
 
 
 def _from_error_details(details: dict[str, Any]) -> MicrosoftHint | None:
     links = _resource_links(details.get("resources"))
     text = details.get("remediation")
-    summary = _bounded(text) if text.__class__ is str else None
+    summary = _bounded(text) if type(text) is str else None
     if summary is None and not links:
         return None
     return _hint(summary or _NO_TEXT, links)
@@ -81,17 +81,17 @@ def _from_text(text: str) -> MicrosoftHint | None:
 
 
 def _resource_links(resources: Any) -> list[dict[str, str]]:
-    if resources.__class__ is not list:
+    if type(resources) is not list:
         return []
     links: list[dict[str, str]] = []
     for item in resources[:catalog.MAX_MICROSOFT_LINKS * 4]:
-        if item.__class__ is not dict:
+        if type(item) is not dict:
             continue
         url, text = item.get("link"), item.get("text")
-        if url.__class__ is not str or not url.startswith(_SCHEMES) \
+        if type(url) is not str or not url.startswith(_SCHEMES) \
                 or len(url) > catalog.MAX_LINK_CHARS or _SPACE.search(url):
             continue
-        label = _bounded(text) if text.__class__ is str else None
+        label = _bounded(text) if type(text) is str else None
         links.append({"text": (label or url)[:256], "url": url})
         if len(links) == catalog.MAX_MICROSOFT_LINKS:
             break

@@ -28,12 +28,12 @@ as saying nothing).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Final, Literal
 
 from worker.classify import catalog
 from worker.classify.catalog import fold
 from worker.classify.decode import RawRecord, first_present
+from worker.classify.memo import Memo
 
 SkipReason = Literal["success", "in_progress", "not_enrollment"]
 SKIP_REASONS: Final[tuple[SkipReason, ...]] = ("success", "in_progress", "not_enrollment")
@@ -104,10 +104,10 @@ def _phase_state(fields: dict[str, Any], key: str) -> Verdict:
 
 def _state(value: Any, table: dict[str, str]) -> Verdict:
     """A state word in any case, or Graph's integer code for a deployment state."""
-    if (value.__class__ is int and table is catalog.DEPLOYMENT_VERDICT_BY_FOLDED
+    if (type(value) is int and table is catalog.DEPLOYMENT_VERDICT_BY_FOLDED
             and 0 <= value < len(catalog.DEPLOYMENT_STATES)):
         value = catalog.DEPLOYMENT_STATES[value]
-    if value.__class__ is not str:
+    if type(value) is not str:
         return "undecided"
     return _word_verdict(value[:_MAX_WORD], table)
 
@@ -133,18 +133,26 @@ def log_row_verdict(record: RawRecord) -> Verdict:
         result = first_present(row, catalog.RESULT_FIELDS)
         if result is None and fields is not row:
             result = first_present(fields, catalog.RESULT_FIELDS)
-    verdict = _row_verdict(operation if operation.__class__ is str else None,
-                           result if result.__class__ is str else None)
+    verdict = _row_verdict(operation if type(operation) is str else None,
+                           result if type(result) is str else None)
     if verdict == "undecided" and record.shape == "espLog":
         status = fields.get("Status")
-        if status.__class__ is str:
+        if type(status) is str:
             return _word_verdict(status[:_MAX_WORD], catalog.ESP_STATUS_BY_FOLDED)
     return verdict
 
 
-@lru_cache(maxsize=512)
 def _row_verdict(operation: str | None, result: str | None) -> Verdict:
-    """What a log row's operation and result columns say, cached: they repeat endlessly."""
+    """What a log row's operation and result columns say, remembered: they repeat endlessly."""
+    key = (operation, result)
+    found = _ROW_VERDICTS.get(key)
+    return found if found is not None else _ROW_VERDICTS.put(key, _read_row(operation, result))
+
+
+_ROW_VERDICTS: Final[Memo[tuple[str | None, str | None], Verdict]] = Memo(512)
+
+
+def _read_row(operation: str | None, result: str | None) -> Verdict:
     if operation is not None and fold(operation[:200]) not in catalog.ENROLLMENT_OPERATIONS_FOLDED:
         return "not_enrollment"
     if result is None:
@@ -166,13 +174,13 @@ def export_verdict(fields: dict[str, Any], report: str | None) -> Verdict:
         return "failure"
     for column in catalog.EXPORT_STATUS_COLUMNS:
         status = fields.get(column)
-        if status.__class__ is str:
+        if type(status) is str:
             verdict = _word_verdict(status[:_MAX_WORD], catalog.ESP_STATUS_BY_FOLDED)
             if verdict != "undecided":
                 return verdict
     for column in catalog.EXPORT_FAILURE_COLUMNS:
         for value in (fields.get(column), fields.get(column + "_code")):
-            if value.__class__ is str and \
+            if type(value) is str and \
                     fold(value[:200]) not in catalog.EXPORT_NO_FAILURE_FOLDED:
                 return "failure"
     return "success"
@@ -195,9 +203,9 @@ def deployment(record: RawRecord) -> Deployment | None:
 
 
 def _text(value: Any) -> str | None:
-    if value.__class__ is int:
+    if type(value) is int:
         return str(value)
-    if value.__class__ is str:
+    if type(value) is str:
         return value[:256] or None
     return None
 
@@ -206,7 +214,7 @@ def _flag(value: Any) -> bool | None:
     """"True"/"False" strings (as the log tables write them) or JSON booleans."""
     if value is True or value is False:
         return bool(value)
-    if value.__class__ is str:
+    if type(value) is str:
         word = value.strip().casefold()
         if word in ("true", "yes", "1"):
             return True
