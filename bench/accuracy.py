@@ -252,7 +252,9 @@ def _disable(items: set[str]) -> Callable[[], None]:
     return undo
 
 
-def held_out(recs: list[Record]) -> Score:
+def held_out(recs: list[Record], misses: list[tuple[Record, set[str]]] | None = None) -> Score:
+    """The leave-one-source-out score; ``misses`` (if given) collects each held-out record
+    that is wrong, with the text items that were switched off for its source."""
     support: dict[str, set[str]] = defaultdict(set)
     for r in recs:
         for item in _text_items(r):
@@ -271,6 +273,8 @@ def held_out(recs: list[Record]) -> Score:
             undo()
         for r in trial:
             result.add(r.right, r.weight)
+            if misses is not None and not r.right:
+                misses.append((r, fitted))
     return result
 
 
@@ -289,6 +293,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--no-held-out", action="store_true")
     parser.add_argument("--misses", action="store_true", help="list entries not always right")
+    parser.add_argument("--held-out-misses", action="store_true",
+                        help="list, by source, the entries the held-out run gets wrong and the "
+                             "source-only text evidence that was switched off for them")
     parser.add_argument("--build", type=Path, default=None,
                         help="import the classifier from here (the compiled core that "
                              "scripts/compile-core.sh builds) instead of the checkout")
@@ -300,10 +307,13 @@ def main() -> int:
     recs = records(entries)
     classify_all(recs)
     rep = score(recs)
+    held_misses: list[tuple[Record, set[str]]] | None = [] if args.held_out_misses else None
     if not args.no_held_out and core_build() == "plain Python":
-        rep.held_out = held_out(recs)
+        rep.held_out = held_out(recs, held_misses)
     if args.misses:
         _print_misses(recs)
+    if held_misses:
+        _print_held_out_misses(recs, held_misses)
     if args.json:
         print(json.dumps(rep.figures(), indent=2))
         return 0
@@ -332,6 +342,27 @@ def _print_misses(recs: list[Record]) -> None:
             got = sorted({f"{r.category}/{r.evidence}" for r in wrong})
             print(f"MISS {len(wrong)}/{len(mine)} want {e.category:30s} got {got}: {e.text[:110]}",
                   file=sys.stderr)
+
+
+def _print_held_out_misses(recs: list[Record], misses: list[tuple[Record, set[str]]]) -> None:
+    """Held-out misses by source: the entry's weight lost, in-sample vs held-out calls."""
+    in_sample: dict[Entry, list[Record]] = defaultdict(list)
+    for r in recs:
+        in_sample[r.entry].append(r)
+    by_source: dict[str, dict[Entry, list[Record]]] = defaultdict(lambda: defaultdict(list))
+    switched_off: dict[str, set[str]] = {}
+    for r, fitted in misses:
+        by_source[r.entry.source][r.entry].append(r)
+        switched_off[r.entry.source] = fitted
+    lost = {s: sum(r.weight for rs in es.values() for r in rs) for s, es in by_source.items()}
+    for source in sorted(by_source, key=lambda s: -lost[s]):
+        print(f"HELD-OUT {source}: {lost[source]:.2f} entries' weight lost; switched off: "
+              f"{', '.join(sorted(switched_off[source])) or '-'}", file=sys.stderr)
+        for e, wrong in by_source[source].items():
+            before = sorted({f"{r.category}/{r.evidence}:{r.matched}" for r in in_sample[e]})
+            got = sorted({f"{r.category}/{r.evidence}" for r in wrong})
+            print(f"  {len(wrong)}/{len(in_sample[e])} want {e.category} got {got} "
+                  f"(in-sample {before}): {e.text[:110]}", file=sys.stderr)
 
 
 if __name__ == "__main__":
