@@ -315,6 +315,16 @@ def test_stem_family_vetoes(text: str, why: str) -> None:
         assert event["failureCategory"] == "unknown", why
 
 
+def test_a_multi_word_cue_does_not_run_across_a_sentence_end() -> None:
+    # ' token request' (a sign-in token request) is not in "... program token. Request ID";
+    # single words still match on either side of the boundary.
+    assert catalog.clause_words("The token. Request ID: 42") == " the token  request id  42 "
+    assert catalog.clause_words("WS-Trust 1.3 endpoint") == " ws trust 1 3 endpoint "
+    event = one_event({"failureReason": "An error occurred while uploading the token. "
+                                         "Request ID: 77, call failed"})
+    assert event["failureCategory"] == "accountValidation"  # not a token-service sign-in error
+
+
 def test_an_expired_sign_in_token_is_authentication_not_an_apple_token() -> None:
     event = one_event({"failureReason": "Authentication token has expired, sign in again"})
     assert event["failureCategory"] == "authentication"

@@ -550,6 +550,7 @@ ENROLLMENT_TYPES: tuple[str, ...] = (
 
 _NON_ALNUM = re.compile(r"[\W_]+")
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_CLAUSE_END = re.compile(r"[.;:!?](?:\s+|$)")
 
 
 def fold(text: str) -> str:
@@ -561,6 +562,13 @@ def words(text: str) -> str:
     """Text to search phrases in: lower case, one space between words and one at each end
     ('ADE-token!' -> ' ade token ')."""
     return f" {_NON_ALNUM.sub(' ', text).strip().casefold()} "
+
+
+def clause_words(text: str) -> str:
+    """:func:`words`, with a sentence or clause end kept as two spaces: a multi-word cue
+    alternative (' token request') does not run across it ('... token. Request ID'), while
+    single words still match (' token', ' request')."""
+    return "".join(words(part) for part in _CLAUSE_END.split(text) if part.strip()) or "  "
 
 
 def split_camel(text: str) -> str:

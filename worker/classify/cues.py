@@ -7,7 +7,9 @@ is a combination of word stems that points at one detail reason, with a weight:
 * a cue is written ``"stem stem|stem ..."``: every space-separated term must occur, a term
   is satisfied by any of its ``|`` alternatives; a stem matches from the start of a word
   (``licen`` finds "license", "licensed", "licence"), ``_`` joins words (``too_many``), a
-  trailing ``$`` ends the word (``no$`` is not "now");
+  trailing ``$`` ends the word (``no$`` is not "now"); a joined alternative does not run
+  across a sentence or clause end (``token_request`` is not in "token. Request ID":
+  ``catalog.clause_words``);
 * ``NEG`` is a term satisfied by a negation ("not", "no", "never", "cannot", "unable",
   "-n't"); a term starting with ``!`` vetoes the cue when any of its alternatives occurs;
 * the weights of the cues that fire are summed per detail and per category. The best
@@ -370,7 +372,7 @@ class CueVerdict:
 
 
 def score_cues(spaced: str, index: CueIndex) -> CueVerdict | None:
-    """The detail the cues in ``spaced`` (``catalog.words`` form) point at, or None."""
+    """The detail the cues in ``spaced`` (``catalog.clause_words`` form) point at, or None."""
     by_detail: dict[str, list[tuple[float, str]]] = {}
     for compiled in index.cues:
         if _fires(compiled, spaced):

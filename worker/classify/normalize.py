@@ -256,7 +256,7 @@ def _find_detail(text: str) -> DetailMatch | None:
             return DetailMatch(detail, Evidence.phrase, phrase.strip())
     # Cues also read joined identifiers: 'DeviceConfigurationTimeOut' -> 'device ... time out'.
     return (_family(readings) or _aadsts_family(text)
-            or _cue(catalog.words(catalog.split_camel(text[:MAX_CUE_SCAN]))))
+            or _cue(catalog.clause_words(catalog.split_camel(text[:MAX_CUE_SCAN]))))
 
 
 def _listed_code(readings: tuple[codes.CodeReading, ...]) -> DetailMatch | None:
