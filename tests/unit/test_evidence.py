@@ -220,6 +220,7 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
     ("Your organization requires a newer version of Android", "enrollmentRestrictionsEnforced",
      "osVersionBlocked"),
     ("The setup was cancelled", "clientDisconnected", "userCancelled"),
+    ("The tenant could not be found", "accountValidation", "tenantNotFound"),
 ]
 
 
@@ -242,6 +243,8 @@ _CUE_IDS = {c.id for c in cues.CUES}
     ("The user has no license and the device is not supported",
      "two categories score within the margin: no guess"),
     ("Enrollment failed", "no cue at all"),
+    ("Co-management isn't enabled for this tenant",
+     "a negation next to 'tenant' is no missing tenant"),
     ("Enrollment failed. Request support from your company if it does not go away",
      "'support' in a contact-support sentence is no unsupported device (veto)"),
 ])

@@ -126,7 +126,9 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
        "mdm-not-configured"),
     _c("mdmNotConfigured", "upn$|user_principal_name routable|unverified|local$|malformed|format|"
        "suffix", 1.5, "upn"),
-    _c("tenantNotFound", "tenant NEG|not_found|wrong|incorrect", 1.0, "tenant-not-found"),
+    # Not a bare negation: "the feature isn't released ... for the tenant" is no missing tenant.
+    _c("tenantNotFound", "tenant not_found|be_found|wrong|incorrect|doesn_t_exist|does_not_exist",
+       1.0, "tenant-not-found"),
     _c("accountNotActive", "subscription|account expired|cancel|suspend|deleted|inactive|disabled "
        "!user|token|certificate|scp", 2.0, "account-not-active"),
     # --- userValidation ---
