@@ -221,6 +221,9 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
      "osVersionBlocked"),
     ("The setup was cancelled", "clientDisconnected", "userCancelled"),
     ("The tenant could not be found", "accountValidation", "tenantNotFound"),
+    # an unanswered MFA toast is the prompt not completed, not a failed sign-in
+    ("The two-factor toast was not answered, so setup was cancelled", "clientDisconnected",
+     "mfaNotCompleted"),
 ]
 
 

@@ -59,7 +59,10 @@ def _c(detail: str, spec: str, weight: float, cue_id: str) -> Cue:
 
 SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     # --- authentication ---
-    _c("signInFailed", "authenticat NEG|fail|error", 1.5, "authentication-failed"),
+    # An MFA toast or notification left unanswered is the prompt not completed (the
+    # mfa-prompt-ignored cue), not a failed sign-in: the same vetoes as family-sign-in's.
+    _c("signInFailed", "authenticat NEG|fail|error !toast|notification", 1.5,
+       "authentication-failed"),
     _c("signInFailed", "credential invalid|incorrect|wrong|validat|expired|fail", 1.5,
        "bad-credentials"),
     _c("signInFailed", "password invalid|incorrect|wrong|expired|required|needed|supplied", 1.5,
@@ -67,7 +70,8 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     _c("signInFailed", "sign_in|signin|sign_you_in|log_in|logon|login fail|NEG|error|unable|need|"
        "required", 1.0, "sign-in-failed"),
     _c("signInFailed", "username|user_name password", 1.0, "username-password"),
-    _c("signInFailed", "mfa$|multi_factor|two_factor|second_factor", 1.0, "mfa"),
+    _c("signInFailed", "mfa$|multi_factor|two_factor|second_factor !toast|notification", 1.0,
+       "mfa"),
     _c("signInFailed", "wab$|web_authentication_broker|web_sign_in", 1.0, "web-sign-in"),
     _c("signInFailed", "stuck|hang|hangs login|log_in|sign_in|credentials", 1.0,
        "stuck-at-sign-in"),
@@ -232,7 +236,7 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
        "idp-blocked"),
     _c("userCancelled", "cancel|abort user|operation|enrollment|setup|registration", 1.2,
        "cancelled"),
-    _c("mfaNotCompleted", "mfa$|multi_factor notification|toast|prompt|respond", 2.0,
+    _c("mfaNotCompleted", "mfa$|multi_factor|two_factor notification|toast|prompt|respond", 2.0,
        "mfa-prompt-ignored"),
     _c("appleNetworkError", "apple connection|network|reach", 1.5, "apple-network"),
     _c("appleChallengeIssue", "profile delay", 1.0, "profile-delayed"),
