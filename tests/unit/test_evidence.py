@@ -224,6 +224,9 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
     # an unanswered MFA toast is the prompt not completed, not a failed sign-in
     ("The two-factor toast was not answered, so setup was cancelled", "clientDisconnected",
      "mfaNotCompleted"),
+    # not entitled to use the service (a licence), unlike not authorized to enroll
+    ("This user isn't authorized to use Intune", "userValidation", "userNotLicensed"),
+    ("You don't have access to use Company Portal", "userValidation", "userNotLicensed"),
 ]
 
 

@@ -85,7 +85,7 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     # --- authorization ---
     _c("deviceAuthorizationError", "NEG authoriz|allowed|permitted enroll|join|register", 1.0,
        "not-allowed-to-enroll"),
-    _c("deviceAuthorizationError", "authoriz fail|error|denied !adal$|wam$", 1.0,
+    _c("deviceAuthorizationError", "authoriz fail|error|denied !adal$|wam$|authorized_to_use", 1.0,
        "authorization-failed"),
     _c("deviceAuthorizationError", "NEG permission|privilege|rights !certificate", 1.0,
        "no-permission"),
@@ -139,6 +139,10 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     _c("userNotLicensed", "licen|unlicensed !platform|windows_version|vpp|token|apps_and_books|"
        "knox|seat", 1.0, "licence"),
     _c("userNotLicensed", "given_you_access|given_access", 1.0, "no-access-given"),
+    # Not entitled to use the service or app (not authorized, no access, not allowed to use
+    # it): a licence or assignment, unlike "not authorized to enroll" (authorization).
+    _c("userNotLicensed", "NEG authorized_to_use|access_to_use|allowed_to_use|permitted_to_use|"
+       "entitled_to_use", 1.0, "not-entitled-to-use"),
     _c("userNotLicensed", "member group", 1.0, "group-membership"),
     _c("userUnknown", "user|account NEG|not_found|unknown exist|found|unknown "
        "!adal|realm|server|device|licen", 1.0, "user-unknown"),
@@ -284,8 +288,8 @@ FAMILIES: Final[tuple[Cue, ...]] = (
        "privilege|conditional_access|"
        "toast|notification|prompt|licen|tpm$|sign_in_with|please_sign_in", 1.0, "family-sign-in"),
     _c("deviceAuthorizationError", "authoriz|permission|privilege|allowed_to_enroll|"
-       "allowed_to_join|allowed_to_register !licen|certificate|apns|push|adal$|wam$|token", 1.0,
-       "family-permission"),
+       "allowed_to_join|allowed_to_register !licen|certificate|apns|push|adal$|wam$|token|"
+       "authorized_to_use", 1.0, "family-permission"),
     _c("enrollmentOnboardingIssue", "onboard|mdm_authority|management_authority|apns$|"
        "push_certificate|mdm_push|apple_business_manager|apple_school_manager|"
        "enrollment_program|terms_and_conditions|subscription|mdm_user_scope|user_scope|"
