@@ -227,6 +227,7 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
     # not entitled to use the service (a licence), unlike not authorized to enroll
     ("This user isn't authorized to use Intune", "userValidation", "userNotLicensed"),
     ("You don't have access to use Company Portal", "userValidation", "userNotLicensed"),
+    ("The user took too long to confirm the terms", "userAbandonment", "userAbandonment"),
 ]
 
 
@@ -332,6 +333,11 @@ def test_a_multi_word_cue_does_not_run_across_a_sentence_end() -> None:
     event = one_event({"failureReason": "An error occurred while uploading the token. "
                                          "Request ID: 77, call failed"})
     assert event["failureCategory"] == "accountValidation"  # not a token-service sign-in error
+
+
+def test_a_slow_server_or_session_is_no_user_out_of_time() -> None:
+    event = one_event({"failureReason": "The user's session took too long to respond"})
+    assert event["failureCategory"] == "clientDisconnected"
 
 
 def test_an_expired_sign_in_token_is_authentication_not_an_apple_token() -> None:

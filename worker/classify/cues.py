@@ -250,6 +250,10 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     _c("userAbandonment", "abandon", 2.0, "abandoned"),
     _c("userAbandonment", "user NEG|never finish|complete|in_time", 1.0, "not-finished"),
     _c("userAbandonment", "incomplete user|enrollment", 1.0, "incomplete"),
+    # The user let the time run out ("more than 30 minutes between sections", "didn't finish
+    # it in time"); a server or connection that took too long is the network's.
+    _c("userAbandonment", "user in_time|more_than_30|took_more_than|too_long|time_limit "
+       "!server|connection|session|network|respond", 1.0, "user-out-of-time"),
     _c("userAbandonment", "postpone|closed|decline|more_than_30_minutes|30_minutes|took_more_than "
        "!server|connection|session", 1.0, "user-stopped"),
     # --- unknown, with a detail: said so, and what to check ---
