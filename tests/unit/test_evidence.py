@@ -228,6 +228,14 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
     ("This user isn't authorized to use Intune", "userValidation", "userNotLicensed"),
     ("You don't have access to use Company Portal", "userValidation", "userNotLicensed"),
     ("The user took too long to confirm the terms", "userAbandonment", "userAbandonment"),
+    # what the organization (tenant, admin) does not allow or only allows is its restriction
+    ("Your company doesn't support Android 9", "enrollmentRestrictionsEnforced", "platformBlocked"),
+    ("Your tenant only permits Windows devices", "enrollmentRestrictionsEnforced",
+     "platformBlocked"),
+    ("Your tenant only allows corporate-owned iPads", "enrollmentRestrictionsEnforced",
+     "personalDeviceBlocked"),
+    ("The Company Portal only supports iOS 15 and later", "deviceNotSupported",
+     "unsupportedDeviceType"),  # an app's name is no organization
 ]
 
 

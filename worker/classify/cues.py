@@ -147,8 +147,10 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     _c("userUnknown", "user|account NEG|not_found|unknown exist|found|unknown "
        "!adal|realm|server|device|licen", 1.0, "user-unknown"),
     # --- deviceNotSupported ---
-    _c("unsupportedDeviceType", f"NEG|only support !federat|authenticat|{_CONTACT_SUPPORT}", 1.0,
-       "not-supported"),
+    # What an organization does not support is its restriction (organization-blocks), as
+    # family-unsupported's vetoes say too.
+    _c("unsupportedDeviceType", "NEG|only support !federat|authenticat|organization|your_company|"
+       f"company_doesn|company_does_not|{_CONTACT_SUPPORT}", 1.0, "not-supported"),
     _c("unsupportedDeviceType", "unsupported|minimum_requirement|minimum_version|too_old|"
        "meet_the_minimum|doesn_t_meet", 1.0, "unsupported"),
     _c("mdmNotSupported", "mobile_device_management|mdm$ NEG|generally support", 0.5,
@@ -218,8 +220,11 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
        "rule|restriction", 1.0, "admin-block"),
     _c("platformBlocked", "device_type_restriction|platform_restriction|platform|device_type "
        "block|restrict", 1.6, "platform-blocked"),
-    _c("platformBlocked", "organization|company|it_admin|administrator NEG support|allow|permit "
-       f"!{_CONTACT_SUPPORT}", 1.6, "organization-blocks"),
+    # The organization (tenant, admin) does not allow, or only allows, something: a restriction
+    # it configured. A named kind of restriction (personal devices, platform) outweighs it.
+    _c("platformBlocked", "organization|company|tenant|it_admin|administrator NEG|only "
+       f"support|allow|permit !company_portal|only_admin|only_an_admin|{_CONTACT_SUPPORT}", 1.5,
+       "organization-blocks"),
     _c("platformBlocked", "device_type|platform NEG allow|permit", 1.6, "platform-not-allowed"),
     _c("osVersionBlocked", "version too_low|too_high|outside|allowed_range", 1.2, "version-range"),
     _c("osVersionBlocked", "version below|above|minimum|maximum|newer|older|higher|lower "
