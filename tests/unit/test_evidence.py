@@ -236,6 +236,9 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
      "personalDeviceBlocked"),
     ("The Company Portal only supports iOS 15 and later", "deviceNotSupported",
      "unsupportedDeviceType"),  # an app's name is no organization
+    ("The iPad is still awaiting its management profile", "clientDisconnected",
+     "appleChallengeIssue"),
+    ("Device configuration was delayed", "clientDisconnected", "appleChallengeIssue"),
 ]
 
 

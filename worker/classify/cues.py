@@ -248,7 +248,8 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     _c("mfaNotCompleted", "mfa$|multi_factor|two_factor notification|toast|prompt|respond", 2.0,
        "mfa-prompt-ignored"),
     _c("appleNetworkError", "apple connection|network|reach", 1.5, "apple-network"),
-    _c("appleChallengeIssue", "profile delay", 1.0, "profile-delayed"),
+    # The management profile or configuration is late or still awaited on the device.
+    _c("appleChallengeIssue", "profile|configuration delay|await|wait", 1.0, "profile-delayed"),
     _c("networkConnectivity", "ssl|tls certificate invalid|not_valid|validated", 1.0,
        "tls-certificate"),
     # --- userAbandonment ---
