@@ -239,6 +239,8 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
     ("The iPad is still awaiting its management profile", "clientDisconnected",
      "appleChallengeIssue"),
     ("Device configuration was delayed", "clientDisconnected", "appleChallengeIssue"),
+    ("The server couldn't recognize the user", "authentication", "deviceAuthenticationError"),
+    ("User unrecognized", "authentication", "deviceAuthenticationError"),
 ]
 
 

@@ -75,7 +75,10 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     _c("signInFailed", "wab$|web_authentication_broker|web_sign_in", 1.0, "web-sign-in"),
     _c("signInFailed", "stuck|hang|hangs login|log_in|sign_in|credentials", 1.0,
        "stuck-at-sign-in"),
-    _c("deviceAuthenticationError", "user NEG|unrecogni recogni", 1.0, "user-not-recognised"),
+    # The service could not recognise or authenticate the user: "User not recognized" (the
+    # Authentication fault), "the server failed to authenticate the user" (0x80180002).
+    _c("deviceAuthenticationError", "user NEG|fail|unrecogni recogni|unrecogni|authenticat "
+       "!toast|notification", 1.0, "user-not-recognised"),
     _c("tokenServiceError", "adal|wam$|access_token|security_token|token_request|token_endpoint",
        1.5, "token-service"),
     _c("tokenServiceError", "federat|ws_trust|wstrust|adfs|ad_fs|saml|mex$|realm", 1.0,
