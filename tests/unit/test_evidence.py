@@ -241,6 +241,8 @@ CUE_ROWS = [  # text no catalog phrase holds -> (category, detail)
     ("Device configuration was delayed", "clientDisconnected", "appleChallengeIssue"),
     ("The server couldn't recognize the user", "authentication", "deviceAuthenticationError"),
     ("User unrecognized", "authentication", "deviceAuthenticationError"),
+    ("The user isn't a member of the local Administrators group", "authorization",
+     "deviceAuthorizationError"),  # admin rights, not a licence group
 ]
 
 
@@ -265,6 +267,8 @@ _CUE_IDS = {c.id for c in cues.CUES}
     ("Enrollment failed", "no cue at all"),
     ("Co-management isn't enabled for this tenant",
      "a negation next to 'tenant' is no missing tenant"),
+    ("The account isn't a member of the Domain Administrators security group",
+     "an administrators group is no licence group (veto)"),
     ("Enrollment failed. Request support from your company if it does not go away",
      "'support' in a contact-support sentence is no unsupported device (veto)"),
 ])

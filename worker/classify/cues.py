@@ -146,7 +146,9 @@ SPECIFIC_CUES: Final[tuple[Cue, ...]] = (
     # it): a licence or assignment, unlike "not authorized to enroll" (authorization).
     _c("userNotLicensed", "NEG authorized_to_use|access_to_use|allowed_to_use|permitted_to_use|"
        "entitled_to_use", 1.0, "not-entitled-to-use"),
-    _c("userNotLicensed", "member group", 1.0, "group-membership"),
+    # Not the local Administrators group: that is admin rights (local-admin), as
+    # family-user-licence's vetoes say too.
+    _c("userNotLicensed", "member group !administrators|local_admin", 1.0, "group-membership"),
     _c("userUnknown", "user|account NEG|not_found|unknown exist|found|unknown "
        "!adal|realm|server|device|licen", 1.0, "user-unknown"),
     # --- deviceNotSupported ---
