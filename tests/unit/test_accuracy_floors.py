@@ -37,12 +37,12 @@ def figures() -> dict[str, Any]:
 
 
 def test_overall_and_unambiguous_accuracy(figures: dict[str, Any]) -> None:
-    assert figures["overall"] >= 95.0
+    assert figures["overall"] >= 95.5
     assert figures["unambiguous"] >= 98.0
 
 
 def test_unknown_share_and_precision_of_specific_calls(figures: dict[str, Any]) -> None:
-    assert figures["unknown_share"] <= 12.0
+    assert figures["unknown_share"] <= 11.8
     assert figures["specific_precision"] >= 98.0
 
 
@@ -65,4 +65,6 @@ def test_every_wrapper_and_spelling_reads_the_same(figures: dict[str, Any]) -> N
 
 @pytest.mark.skipif(core_build() != "plain Python", reason="held-out run swaps plain-Python tables")
 def test_held_out_estimate(figures: dict[str, Any]) -> None:
-    assert figures["held_out"] >= 88.5
+    assert figures["held_out"] >= 90.8
+    # issue 11's target: wording fitted to one article must not carry the in-sample figure
+    assert figures["overall"] - figures["held_out"] <= 5.0
