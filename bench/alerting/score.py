@@ -33,11 +33,17 @@ SKIP_GROUPS = frozenset({"enrollment-classifier.pipeline"})
 CACHE_VERSION = "1"
 
 
+def _progress(line: str) -> None:
+    print(f"==> {line}", file=sys.stderr, flush=True)
+
+
 def _raw_tsdb(tenant: str, seed: int, days: int, work: Path) -> tuple[Simulation, Path]:
     """Simulate and backfill once per (tenant, seed, days); later runs reuse the blocks."""
+    _progress(f"{tenant}: simulating {days} days (seed {seed})")
     sim = simulate(tenant, seed, days, breakdown=True)
     cache = work / f"raw-v{CACHE_VERSION}-{tenant}-s{seed}-d{days}"
     if not (cache / "done").exists():
+        _progress(f"{tenant}: backfilling the worker's series into a TSDB (once per seed)")
         shutil.rmtree(cache, ignore_errors=True)
         cache.mkdir(parents=True)
         source = cache / "series.om"
@@ -59,7 +65,9 @@ def run_tenant(
     shutil.copytree(raw, tsdb)
     groups = load_groups(rules)
     with PrometheusServer(tsdb, run_dir, lookback_s=step - 1) as server:
+        _progress(f"{tenant}: evaluating and backfilling the recording rules")
         backfill_recording_rules(server, groups, sim.start, sim.end, step)
+        _progress(f"{tenant}: evaluating the alerting rules")
         firings = evaluate_alerts(
             server, groups, span=(sim.start, sim.end), step=step, skip_groups=SKIP_GROUPS
         )

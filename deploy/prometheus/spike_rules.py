@@ -12,7 +12,12 @@ Series (see docs/alerting.md, part 3):
   p  category:enrollment_failure_share:<range>_offset<O>      (n_c + a) / (N + 12 a)
   f  enrollment_failures_per_attempt:<range>_offset<O>        N / attempts
   mu category:enrollment_fresh_failures:expected<W>   p * f * A
-The alerts compare k with mu: surprise = k ln(k/mu) - k + mu + ln(2 pi k)/2.
+  b  category:enrollment_failures:<range>_offset<O>   n_c + a, the baseline's own count
+The alerts compare k with mu, carrying the baseline's own uncertainty (b): given k + b
+failures in window and baseline together, how unlikely is it that k or more fell in the window
+(a binomial tail with q = mu / (mu + b), Chernoff bound with Stirling's correction):
+  surprise = k ln(k (mu + b) / ((k + b) mu)) + b ln((mu + b) / (k + b)) + ln(2 pi k b / (k + b)) / 2
+which is the Poisson tail k ln(k/mu) - k + mu + ln(2 pi k)/2 when b is much larger than k.
 """
 
 from __future__ import annotations
@@ -72,6 +77,10 @@ def _share(baseline: dict[str, Any], offset: str) -> str:
     return f"category:enrollment_failure_share:{baseline['range']}_offset{offset}"
 
 
+def _baseline_count(baseline: dict[str, Any], offset: str) -> str:
+    return f"category:enrollment_failures:{baseline['range']}_offset{offset}"
+
+
 def _per_attempt(baseline: dict[str, Any], offset: str) -> str:
     return f"enrollment_failures_per_attempt:{baseline['range']}_offset{offset}"
 
@@ -112,6 +121,7 @@ def _baseline_rules(baseline: dict[str, Any], offset: str) -> list[dict[str, Any
     hours = math.ceil(baseline["min_coverage"] * seconds(span) / 3600)
     covered = f"count_over_time(enrollment_attempts:increase1h[{span}:1h] offset {offset})"
     return [
+        {"record": _baseline_count(baseline, offset), "expr": f"{counts} + {alpha}"},
         {
             "record": _share(baseline, offset),
             "expr": (
@@ -140,19 +150,39 @@ def surprise(k: str, mu: str) -> str:
     return f"{k} * ln({k} / {mu}) - {k} + {mu} + 0.5 * ln(6.283 * {k})"
 
 
+def surprise_two_sample(k: str, mu: str, b: str) -> str:
+    """-ln P(K >= k | K + B = k + b) when the window's count K and the baseline's count B
+    come from one rate and the window's exposure is mu/b of the baseline's: the Poisson test
+    without taking the baseline's share as exact (a one-week share is noisy when the window is
+    days long). Chernoff bound, Stirling-corrected; k > mu and b > 0."""
+    return (f"{k} * ln({k} * ({mu} + {b}) / (({k} + {b}) * {mu}))"
+            f" + {b} * ln(({mu} + {b}) / ({k} + {b}))"
+            f" + 0.5 * ln(6.283 * {k} * {b} / ({k} + {b}))")
+
+
 def _annotations(summary: str, description: str, anchor: str) -> dict[str, str]:
     return {"summary": summary, "description": description, "runbook_url": f"{RUNBOOK}#{anchor}"}
 
 
-def _test_alert(test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+def _test_alert(test: dict[str, Any], params: dict[str, Any],
+                offset_of: dict[str, str]) -> dict[str, Any]:
     window, confirm = test["window"], test["confirm_window"]
     limit = threshold(params, window, budget=test.get("false_alerts_per_28d"))
+    baseline = params["baseline"]
+    b, b_confirm = (_baseline_count(baseline, offset_of[w]) for w in (window, confirm))
+
+    def test_of(k: str, mu: str, b: str) -> str:
+        if baseline.get("uncertain", True):
+            return surprise_two_sample(k, mu, b)
+        return surprise(k, mu)
+
     # Only excesses count (k > mu): the surprise is large for a deficit too.
     expr = (
-        f"(\n  {surprise(_k(window), _mu(window))}\n) >= {limit}\n"
+        f"(\n  {test_of(_k(window), _mu(window), b)}\n) >= {limit}\n"
         f"and {_k(window)} >= {test['min_count']}\n"
         f"and {_k(window)} > {_mu(window)}\n"
-        f"and (\n  {surprise(_k(confirm), _mu(confirm))}\n) >= {params['confirm_surprise']}\n"
+        f"and (\n  {test_of(_k(confirm), _mu(confirm), b_confirm)}\n)"
+        f" >= {params['confirm_surprise']}\n"
         f"and {_k(confirm)} > {_mu(confirm)}"
     )
     test = {**test, "surprise": limit}
@@ -261,7 +291,7 @@ def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
             ),
         }
     )
-    alerts = [_test_alert(t, params) for t in tests]
+    alerts = [_test_alert(t, params, offset_of) for t in tests]
     alerts.append(_unknown_alert(unknown, params))
     alerts.append(_urgent_alert(params["urgent_details"]))
     interval = params["evaluation_interval"]

@@ -132,9 +132,13 @@ def test_count_tests_follow_the_parameters() -> None:
         limit = spike_rules.threshold(params, window, budget=test.get("false_alerts_per_28d"))
         assert f") >= {limit}\n" in alert["expr"]
         assert f"increase{window} >= {test['min_count']}" in alert["expr"], "count guard"
-        confirm = spike_rules.surprise(
+        offset = test.get("baseline_offset", params["baseline"]["offset"])
+        b = f"category:enrollment_failures:{params['baseline']['range']}_offset{offset}"
+        assert b in _recorded(), "the baseline's own count is recorded"
+        confirm = spike_rules.surprise_two_sample(
             f"category:enrollment_fresh_failures:increase{test['confirm_window']}",
             f"category:enrollment_fresh_failures:expected{test['confirm_window']}",
+            b,
         )
         assert f"{confirm}\n) >= {params['confirm_surprise']}" in alert["expr"], "confirmation"
         assert alert["for"] == test["for"]
@@ -167,6 +171,35 @@ def test_surprise_matches_the_poisson_tail() -> None:
     assert spike_rules.surprise("K", "M") == "K * ln(K / M) - K + M + 0.5 * ln(6.283 * K)"
     for k, mu in ((4, 0.2), (5, 0.5), (8, 1.0), (20, 6.0), (60, 30.0)):
         assert abs(promql(k, mu) - exact(k, mu)) < 1.0, (k, mu)
+
+
+def test_two_sample_surprise_matches_the_binomial_tail() -> None:
+    """Given k + b failures in window and baseline, -ln P(K >= k) for K ~ Bin(k + b, q),
+    q = mu / (mu + b): the PromQL form is within 1.5 of the exact tail, below the Poisson
+    surprise when the baseline is short, and equal to it when the baseline is long."""
+    import math
+
+    def exact(k: int, mu: float, b: int) -> float:
+        n, q = k + b, mu / (mu + b)
+        terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                 + i * math.log(q) + (n - i) * math.log(1 - q) for i in range(k, n + 1)]
+        top = max(terms)
+        return -(top + math.log(sum(math.exp(t - top) for t in terms)))
+
+    def promql(k: float, mu: float, b: float) -> float:
+        return (k * math.log(k * (mu + b) / ((k + b) * mu)) + b * math.log((mu + b) / (k + b))
+                + 0.5 * math.log(6.283 * k * b / (k + b)))
+
+    def poisson(k: float, mu: float) -> float:
+        return k * math.log(k / mu) - k + mu + 0.5 * math.log(6.283 * k)
+
+    assert spike_rules.surprise_two_sample("K", "M", "B") == (
+        "K * ln(K * (M + B) / ((K + B) * M)) + B * ln((M + B) / (K + B))"
+        " + 0.5 * ln(6.283 * K * B / (K + B))")
+    for k, mu, b in ((4, 0.2, 50), (5, 0.5, 30), (8, 1.0, 10), (20, 6.0, 60), (437, 336.0, 1176)):
+        assert abs(promql(k, mu, b) - exact(k, mu, b)) < 1.5, (k, mu, b)
+        assert promql(k, mu, b) < poisson(k, mu)
+    assert abs(promql(20, 6.0, 100_000) - poisson(20, 6.0)) < 0.01
 
 
 def _anchors(markdown: str) -> set[str]:
