@@ -463,23 +463,23 @@ _ENROLLMENT_TYPE_LABELS: Final[Memo[str, tuple[str | None, str]]] = Memo(512)
 
 
 def _operating_system(raw: str | None) -> tuple[str | None, str]:
-    if raw is None:
-        return None, "unknown"
-    found = _OS_LABELS.get(raw)
-    if found is None:
-        canonical = catalog.OPERATING_SYSTEMS.get(fold(raw))
-        found = _OS_LABELS.put(raw, (canonical, canonical) if canonical else (raw, "other"))
-    return found
+    return _closed_label(raw, catalog.OPERATING_SYSTEMS, _OS_LABELS)
 
 
 def _enrollment_type(raw: str | None) -> tuple[str | None, str]:
+    return _closed_label(raw, catalog.ENROLLMENT_TYPE_BY_FOLDED, _ENROLLMENT_TYPE_LABELS)
+
+
+def _closed_label(raw: str | None, canonical_by_folded: dict[str, str],
+                  memo: Memo[str, tuple[str | None, str]]) -> tuple[str | None, str]:
+    """A field's published value and its metric label from a closed set: the canonical name
+    of a known value, else the value as sent and ``other``; ``unknown`` when absent."""
     if raw is None:
         return None, "unknown"
-    found = _ENROLLMENT_TYPE_LABELS.get(raw)
+    found = memo.get(raw)
     if found is None:
-        canonical = catalog.ENROLLMENT_TYPE_BY_FOLDED.get(fold(raw))
-        found = _ENROLLMENT_TYPE_LABELS.put(
-            raw, (canonical, canonical) if canonical else (raw, "other"))
+        canonical = canonical_by_folded.get(fold(raw))
+        found = memo.put(raw, (canonical, canonical) if canonical else (raw, "other"))
     return found
 
 
