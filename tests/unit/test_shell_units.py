@@ -341,3 +341,31 @@ def test_fencing_and_coordinator_ended_transactions_are_told_apart_from_other_er
                  KafkaError.UNSUPPORTED_VERSION):
         assert not fenced(KafkaError(code, "x"))
     assert not fenced(KafkaError(KafkaError._FATAL, "Fatal error: authorization", fatal=True))
+
+
+def test_a_renewal_after_the_timeout_drops_every_error_of_the_old_producer() -> None:
+    """The freeze seen under CPU load: the lost-partitions callback's abort failed (fenced)
+    and was kept for the loop, then poll() raised the same fence first. The renewal must drop
+    both, or the fresh producer's first turn re-raises the old error and the worker exits 3."""
+    from confluent_kafka import KafkaException
+
+    from worker.stream.commit import FatalKafkaError, TransactionalCommitter
+    from worker.stream.loop import StreamWorker
+
+    clock = FakeClock()
+    # Clients are only created here, never used: nothing connects to this address.
+    settings = Settings(bootstrap_servers="127.0.0.1:1", metrics_port=0)
+    worker = StreamWorker(settings, WorkerMetrics(CollectorRegistry()), Health(clock), clock)
+    committer = worker.committer
+    assert isinstance(committer, TransactionalCommitter)
+    committer.in_transaction, committer.began_at = True, clock.now  # as begin_transaction
+    clock.now += 61.0  # past librdkafka's default transaction.timeout.ms
+    fence = KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)
+    worker.callback_fatal = FatalKafkaError(f"abort_transaction: {fence}", fence)
+    worker.fatal = fence
+    old_producer = committer.producer
+    assert worker._renew_if_fenced_by_timeout(FatalKafkaError(str(KafkaException(fence)), fence))
+    assert committer.producer is not old_producer
+    worker._raise_fatal()  # nothing left to raise
+    assert worker.callback_fatal is None and worker.fatal is None
+    worker.consumer.close()

@@ -241,7 +241,10 @@ class StreamWorker:
                     extra={"error": str(exc),
                            "fenced": exc.error is not None and fenced(exc.error)})
         self.metrics.transactions.labels("aborted").inc()
-        self.fatal = None
+        # Whatever else the old producer reported is about the same aborted transaction: an
+        # abort that failed in a rebalance callback would otherwise end the fresh producer's
+        # first turn (poll() raised the fence before the callback's error was taken).
+        self.fatal = self.callback_fatal = None
         self.committer.renew(self._producer())
         self.aborts_in_row += 1
         return True
