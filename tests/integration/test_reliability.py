@@ -241,3 +241,56 @@ def test_frozen_past_the_transaction_timeout_goes_on_with_a_fresh_producer(
     assert "another process took over" not in log
     _judge(rig, f, outputs, dead, produced)
     assert worker.terminate()[0] == 0, worker.logs()
+
+
+def test_partitions_whose_committed_offsets_cannot_be_read_make_the_worker_unready(
+        kafka_bootstrap: str, topics: Callable[[int], Topics], unique_group: str,
+        rig: Rig) -> None:
+    """A transaction that carries offsets for the worker's group and stays open (a crashed
+    member's, until the broker times it out) makes the group's committed offsets unreadable
+    (require_stable): the worker holds its partitions but cannot fetch them. It must say so
+    (unready, one log line with the fetch states) and carry on once the transaction ends."""
+    from confluent_kafka import Consumer as KafkaConsumer
+    from confluent_kafka import Producer as KafkaProducer
+    from confluent_kafka import TopicPartition
+
+    t = topics(3)
+    produced = produce_samples(kafka_bootstrap, t.input, samples(300, seed=1311))
+    holder = KafkaProducer({"bootstrap.servers": kafka_bootstrap, "log_level": 0,
+                            "transactional.id": f"holder-{uuid.uuid4().hex}",
+                            "transaction.timeout.ms": 120000})
+    member = KafkaConsumer({"bootstrap.servers": kafka_bootstrap, "group.id": unique_group})
+    holder.init_transactions(30)
+    holder.begin_transaction()
+    holder.send_offsets_to_transaction([TopicPartition(t.input, p, 0) for p in range(3)],
+                                       member.consumer_group_metadata(), 30)
+    member.close()
+    try:
+        worker = rig.worker(kafka_bootstrap, t, unique_group).wait_ready(90)
+        ready_at = time.monotonic()
+        poller = ReadyPoller(worker).start()
+        rig.later(poller.stop)
+        rig.wait(lambda: not worker.ready() or not worker.alive(), 60,
+                 "unready while the committed offsets are unreadable", worker)
+        assert worker.alive(), worker.logs()
+        assert progress(worker) == 0
+        status = worker.status()
+        assert status["stuck"] is True and status["inputWaitingSeconds"] > 20, status
+        log = worker.log_path.read_text(errors="replace")
+        assert log.count("input is waiting but nothing was consumed") == 1, log[-3000:]
+    finally:
+        holder.abort_transaction(30)
+    collector = Collector(kafka_bootstrap, t).start()
+    rig.later(collector.stop)
+    collector.wait_complete(produced, timeout=120)
+    collector.stop()
+    assert collector.error is None, repr(collector.error)
+    outputs, dead = collector.records()
+    f = figures(outputs, dead, produced)
+    rig.wait(lambda: worker.ready() or not worker.alive(), 60, "ready again", worker)
+    unready_at = poller.first(False, after=ready_at)
+    assert unready_at is not None
+    report("offsets-unreadable", f, unready_after_s=unready_at - ready_at)
+    _judge(rig, f, outputs, dead, produced)
+    _no_traceback(worker)
+    assert worker.terminate()[0] == 0, worker.logs()

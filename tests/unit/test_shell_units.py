@@ -369,3 +369,29 @@ def test_a_renewal_after_the_timeout_drops_every_error_of_the_old_producer() -> 
     worker._raise_fatal()  # nothing left to raise
     assert worker.callback_fatal is None and worker.fatal is None
     worker.consumer.close()
+
+
+def test_input_waiting_unconsumed_too_long_makes_the_worker_unready() -> None:
+    """Partitions held, the client reports messages behind our position, none consumed: the
+    worker is not doing its job even though nothing of it is left uncommitted."""
+    clock = FakeClock()
+    h = _serving(clock, progress_timeout_s=20)
+    h.input_waiting_since = clock.now
+    clock.now += 19
+    h.beat()
+    assert h.ready() and h.status()["inputWaitingSeconds"] == 19
+    clock.now += 2
+    h.beat()
+    assert not h.ready() and h.status()["stuck"] is True and h.live()
+    h.input_waiting_since = None  # a message arrived
+    assert h.ready() and h.status()["inputWaitingSeconds"] is None
+
+
+def test_lag_collector_sums_what_is_waiting_and_counts_fetch_states() -> None:
+    _, metrics = _metrics()
+    ours = [("raw", p) for p in range(4)]
+    assert metrics.lag.waiting() == 0 and metrics.lag.fetch_states(ours) == {}
+    metrics.lag.update(STATS)
+    assert metrics.lag.waiting() == 15  # partition 3 is not fetched: no lag of its own
+    assert metrics.lag.fetch_states(ours) == {"active": 3, "none": 1}
+    assert metrics.lag.fetch_states([("raw", 0), ("other", 0)]) == {"active": 1}

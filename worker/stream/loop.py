@@ -161,6 +161,7 @@ class StreamWorker:
         self.assigned: set[tuple[str, int]] = set()
         self.stop = threading.Event()  # run()'s, so that a back-off ends at shutdown
         self.aborts_in_row = 0
+        self.stall_reported = False  # "input waiting, nothing consumed" logged for this stall
 
     # ------------------------------------------------------------------ lifecycle
     def run(self, stop: threading.Event) -> int:
@@ -285,6 +286,7 @@ class StreamWorker:
         self.health.beat()
         self.metrics.last_progress.set(wall)
         if messages:
+            self.health.input_waiting_since = None
             self.metrics.batch_size.observe(len(messages))
             try:
                 for message in messages:
@@ -430,10 +432,26 @@ class StreamWorker:
                     extra={"partitions": _names(partitions)})
 
     def _on_stats(self, stats_json: str) -> None:
-        self.metrics.lag.update(stats_json)
+        lag = self.metrics.lag
+        lag.update(stats_json)
         up = brokers_up(stats_json)
         if up is not None:
             self.health.broker_reachable = up
+        # Input waits when the client reports messages behind our position, or holds one of
+        # our partitions without fetching it: its committed offset cannot be read (a
+        # transaction with offsets for the group still open) or is not read yet.
+        health, states = self.health, lag.fetch_states(self.assigned)
+        if not lag.waiting() and states.keys() <= {"active"}:
+            health.input_waiting_since, self.stall_reported = None, False
+        elif health.input_waiting_since is None:
+            health.input_waiting_since = self.clock()
+        elif health.stuck() and not self.stall_reported:
+            self.stall_reported = True  # once per stall
+            log.warning("input is waiting but nothing was consumed; the worker reports "
+                        "unready until it is", extra={
+                            "waiting_messages": lag.waiting(),
+                            "seconds": round(health.input_waited() or 0.0, 1),
+                            "fetch_states": states})
 
     def _on_error(self, err: KafkaError) -> None:
         kind = consumer_error_kind(err)

@@ -32,6 +32,7 @@ The whole exposition at start is 355 samples, 37 kB (it was 105 and 11 kB before
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from bisect import bisect_left
@@ -303,6 +304,21 @@ class ConsumerLagCollector(Collector):
 
     def __init__(self) -> None:
         self._lag: dict[tuple[str, str], int] = {}
+        self._states: dict[tuple[str, int], str] = {}  # librdkafka's fetch_state per partition
+
+    def waiting(self) -> int:
+        """Messages behind our position over all assigned partitions, per the last report."""
+        return sum(self._lag.values())
+
+    def fetch_states(self, partitions: Iterable[tuple[str, int]]) -> dict[str, int]:
+        """How many of ``partitions`` are in each fetch state ("active" once the position is
+        known; "none" or "offset-query" while the committed offset is still being read)."""
+        states: dict[str, int] = {}
+        for tp in partitions:
+            state = self._states.get(tp)
+            if state is not None:
+                states[state] = states.get(state, 0) + 1
+        return states
 
     def update(self, stats_json: str) -> None:
         try:
@@ -310,15 +326,20 @@ class ConsumerLagCollector(Collector):
         except orjson.JSONDecodeError:
             return
         lag: dict[tuple[str, str], int] = {}
+        states: dict[tuple[str, int], str] = {}
         for topic, info in (stats.get("topics") or {}).items():
             for partition, p in (info.get("partitions") or {}).items():
-                # Partition -1 is librdkafka's internal one; "none" means not fetched by us.
-                if partition == "-1" or p.get("fetch_state") == "none":
+                if partition == "-1":  # librdkafka's internal partition
+                    continue
+                with contextlib.suppress(ValueError):
+                    states[(topic, int(partition))] = str(p.get("fetch_state"))
+                # "none": not fetched (not ours, or its committed offset not read yet).
+                if p.get("fetch_state") == "none":
                     continue
                 value = partition_lag(p)
                 if value is not None:
                     lag[(topic, partition)] = value
-        self._lag = lag
+        self._lag, self._states = lag, states
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("enrollment_consumer_lag_messages",

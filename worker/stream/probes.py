@@ -5,7 +5,8 @@ outage, so an unreachable broker does not fail it. Readiness means the worker ca
 job: Kafka clients initialised, a member of the group (an assignment received since the
 last time partitions were lost; an empty one means nothing to do, as for a surge pod during a
 rolling update), a broker reachable, no commit hanging, and progress: consumed input is
-committed within ``progress_timeout_s`` (or nothing is waiting).
+committed within ``progress_timeout_s`` (or nothing is waiting), and input the client reports
+behind our position is consumed within that time too.
 Both answer while the broker is down. Nothing else is served.
 """
 
@@ -54,6 +55,9 @@ class Health:
     last_progress: float | None = None
     commit_started: float | None = None  # set while a commit (or transaction) is under way
     pending_since: float | None = None  # oldest input consumed or aborted and not yet committed
+    # The client reported input behind our position and nothing has been consumed since: a
+    # worker that holds partitions but never gets their messages is stuck too.
+    input_waiting_since: float | None = None
     stopping: bool = False
 
     def beat(self) -> None:
@@ -69,8 +73,14 @@ class Health:
         return since is not None and self.clock() - since > self.commit_stall_s
 
     def stuck(self) -> bool:
-        since = self.pending_since
-        return since is not None and self.clock() - since > self.progress_timeout_s
+        now = self.clock()
+        return any(since is not None and now - since > self.progress_timeout_s
+                   for since in (self.pending_since, self.input_waiting_since))
+
+    def input_waited(self) -> float | None:
+        """Seconds that waiting input has gone unconsumed, or None."""
+        since = self.input_waiting_since
+        return None if since is None else self.clock() - since
 
     def ready(self) -> bool:
         return (self.started and self.joined and self.broker_reachable and not self.stopping
@@ -82,6 +92,8 @@ class Health:
                 "joined": self.joined, "brokerReachable": self.broker_reachable,
                 "commitStalled": self.commit_stalled(), "stuck": self.stuck(),
                 "assignedPartitions": self.assigned, "secondsSinceProgress": age,
+                "inputWaitingSeconds": (None if (waited := self.input_waited()) is None
+                                        else round(waited, 3)),
                 "stopping": self.stopping}
 
 
