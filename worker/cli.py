@@ -22,9 +22,8 @@ import orjson
 from worker import core_build
 from worker._version import __version__
 from worker.classify.core import Classified, DeadLetter, Skipped, Source, classify_message
+from worker.contracts.exit_codes import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
 from worker.sources import report_export
-
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:

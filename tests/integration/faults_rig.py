@@ -92,6 +92,10 @@ class Feed:
     def stop(self) -> None:
         self._stop.set()
 
+    def running(self) -> bool:
+        """Still sending: neither stopped, out of messages nor past ``max_seconds``."""
+        return self._thread.is_alive() and not self._stop.is_set()
+
     def finish(self, timeout: float = 150.0, *, stop: bool = True) -> Produced:
         """Stop sending (or, with ``stop=False``, send everything), flush, check, return."""
         if stop:

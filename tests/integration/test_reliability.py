@@ -214,16 +214,20 @@ def test_frozen_past_the_transaction_timeout_goes_on_with_a_fresh_producer(
         "CLASSIFIER_BATCH_SIZE": "50"}).wait_ready(90)
     collector = Collector(kafka_bootstrap, t).start()
     rig.later(collector.stop)
-    feed = Feed(kafka_bootstrap, t.input, samples(5000, seed=1303), chunk=40,
-                pause=0.2).start()
+    # Input arrives every 0.1 s until the test stops it, so that a transaction is open at
+    # nearly any moment and each thaw has input left to show progress on (a feed that ran
+    # out during a freeze left a later thaw nothing to do: a "hang" that was the test's).
+    freeze_s = txn_timeout_s + 15.0  # the timeout, the broker's abort sweep (10 s), the session
+    feed = Feed(kafka_bootstrap, t.input, samples(40000, seed=1303), chunk=10, pause=0.1,
+                max_seconds=3 * (freeze_s + 120.0)).start()
     rig.later(feed.stop)
     wait_for(lambda: progress(worker) > 300, 60, "progress before the freeze")
     assert worker.proc is not None
     freezes = 0
     for _ in range(3):  # a freeze between two transactions fences nothing: try again
+        assert feed.running(), "the feed ended before a freeze landed inside a transaction"
         os.kill(worker.proc.pid, signal.SIGSTOP)
-        # The transaction timeout, the broker's abort sweep (10 s) and the session timeout.
-        time.sleep(txn_timeout_s + 15.0)
+        time.sleep(freeze_s)
         os.kill(worker.proc.pid, signal.SIGCONT)
         freezes += 1
         before = progress(worker)

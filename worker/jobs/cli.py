@@ -11,8 +11,9 @@ import sys
 from collections.abc import Callable
 
 from worker.classify.core import CLASSIFIER_VERSION
+from worker.contracts.exit_codes import EXIT_USAGE
 from worker.jobs.options import JobOptions, add_job_arguments, job_options
-from worker.jobs.runner import EXIT_USAGE, Job, run_job
+from worker.jobs.runner import Job, run_job
 from worker.stream import logs
 from worker.stream.loop import stop_on_signals
 from worker.stream.settings import ConfigError, Settings, core_options, for_command, load_settings

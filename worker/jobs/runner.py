@@ -25,6 +25,7 @@ from typing import Any, TextIO, cast
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
+from worker.contracts.exit_codes import EXIT_FATAL, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
 from worker.jobs.counts import JobCounts, table
 from worker.jobs.options import JobOptions, job_settings
 from worker.jobs.progress import Progress
@@ -40,7 +41,6 @@ from worker.stream.commit import (
 from worker.stream.settings import ConfigError, Settings
 
 log = logging.getLogger("worker.jobs")
-EXIT_OK, EXIT_USAGE, EXIT_FATAL, EXIT_STOPPED = 0, 2, 3, 4
 # Longer windows than the worker's: nobody waits on a batch job's latency, and fewer
 # transactions mean more records per CPU second. Still bounded, so memory stays flat.
 JOB_COMMIT_INTERVAL_S = 1.0

@@ -42,6 +42,7 @@ from prometheus_client import CollectorRegistry
 
 from worker import core_build
 from worker.classify.core import Classified, DeadLetter, Source, classify_message
+from worker.contracts.exit_codes import EXIT_FATAL, EXIT_OK, EXIT_SHUTDOWN_OVERRUN, EXIT_USAGE
 from worker.stream import logs, probes
 from worker.stream.budget import Deadline, ShutdownSignals, within
 from worker.stream.clients import (
@@ -66,7 +67,6 @@ from worker.stream.metrics import WorkerMetrics, brokers_up
 from worker.stream.settings import Settings, core_options, for_command, load_settings
 
 log = logging.getLogger("worker")
-EXIT_OK, EXIT_USAGE, EXIT_FATAL, EXIT_SHUTDOWN_OVERRUN = 0, 2, 3, 4
 _JSON: Final[Headers] = [("content-type", b"application/json")]
 _NO_TRANSACTIONS = frozenset({KafkaError.UNSUPPORTED_VERSION, KafkaError._UNSUPPORTED_FEATURE,
                               KafkaError.INVALID_REQUEST})

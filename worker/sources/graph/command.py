@@ -24,6 +24,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from prometheus_client import CollectorRegistry
 
 from worker._version import __version__
+from worker.contracts.exit_codes import EXIT_FATAL, EXIT_OK, EXIT_POLL_FAILED, EXIT_USAGE
 from worker.sources.graph import settings as source_settings
 from worker.sources.graph.auth import MsalTokens, certificate_credential
 from worker.sources.graph.backoff import BackoffPolicy, RequestBudget
@@ -45,7 +46,6 @@ from worker.stream.settings import for_command
 
 log = logging.getLogger("worker.sources.graph")
 T = TypeVar("T")
-EXIT_OK, EXIT_USAGE, EXIT_FATAL, EXIT_POLL_FAILED = 0, 2, 3, 4
 
 
 def run_from_args(args: argparse.Namespace) -> int:
