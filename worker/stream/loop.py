@@ -445,7 +445,8 @@ class StreamWorker:
             health.input_waiting_since, self.stall_reported = None, False
         elif health.input_waiting_since is None:
             health.input_waiting_since = self.clock()
-        elif health.stuck() and not self.stall_reported:
+        elif (not self.stall_reported
+              and (health.input_waited() or 0.0) > health.progress_timeout_s):
             self.stall_reported = True  # once per stall
             log.warning("input is waiting but nothing was consumed; the worker reports "
                         "unready until it is", extra={
