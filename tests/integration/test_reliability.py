@@ -81,7 +81,12 @@ def _ids_unique(outputs: list[Record]) -> int:
 
 def _finish(rig: Rig, feed: Feed, collector: Collector) -> tuple[Figures, list[Record],
                                                                   list[Record], Produced]:
-    produced = feed.finish()
+    return _collect(collector, feed.finish())
+
+
+def _collect(collector: Collector, produced: Produced) -> tuple[Figures, list[Record],
+                                                                 list[Record], Produced]:
+    """Every expected record read back (or the timeout), then the figures."""
     collector.wait_complete(produced, timeout=180)
     collector.stop()
     assert collector.error is None, repr(collector.error)
@@ -286,11 +291,7 @@ def test_partitions_whose_committed_offsets_cannot_be_read_make_the_worker_unrea
         holder.abort_transaction(30)
     collector = Collector(kafka_bootstrap, t).start()
     rig.later(collector.stop)
-    collector.wait_complete(produced, timeout=120)
-    collector.stop()
-    assert collector.error is None, repr(collector.error)
-    outputs, dead = collector.records()
-    f = figures(outputs, dead, produced)
+    f, outputs, dead, _ = _collect(collector, produced)
     rig.wait(lambda: worker.ready() or not worker.alive(), 60, "ready again", worker)
     unready_at = poller.first(False, after=ready_at)
     assert unready_at is not None
