@@ -13,6 +13,11 @@ Series (see docs/alerting.md, part 3):
   f  enrollment_failures_per_attempt:<range>_offset<O>        N / attempts
   mu category:enrollment_fresh_failures:expected<W>   p * f * A
   b  category:enrollment_failures:<range>_offset<O>   n_c + a, the baseline's own count
+and for the detail-reason tests (one per pre-created (category, detail reason) pair):
+  kd detail:enrollment_failures:increase<W>           failures in the window, fresh and late
+  Ab enrollment_attempts:<range>_offset<O>             attempts in the baseline range
+  bd detail:enrollment_failures:<range>_offset<O>     n_d + a_d
+  mud detail:enrollment_failures:expected<W>          bd * A / Ab
 The alerts compare k with mu, carrying the baseline's own uncertainty (b): given k + b
 failures in window and baseline together, how unlikely is it that k or more fell in the window
 (a binomial tail with q = mu / (mu + b), Chernoff bound with Stirling's correction):
@@ -85,6 +90,22 @@ def _per_attempt(baseline: dict[str, Any], offset: str) -> str:
     return f"enrollment_failures_per_attempt:{baseline['range']}_offset{offset}"
 
 
+def _detail_k(window: str) -> str:
+    return f"detail:enrollment_failures:increase{window}"
+
+
+def _detail_mu(window: str) -> str:
+    return f"detail:enrollment_failures:expected{window}"
+
+
+def _detail_baseline(baseline: dict[str, Any], offset: str) -> str:
+    return f"detail:enrollment_failures:{baseline['range']}_offset{offset}"
+
+
+def _baseline_attempts(baseline: dict[str, Any], offset: str) -> str:
+    return f"enrollment_attempts:{baseline['range']}_offset{offset}"
+
+
 def _long(window: str) -> bool:
     """Windows of a day or more are summed from hourly counts (cheap to evaluate)."""
     return seconds(window) >= 86400
@@ -145,6 +166,47 @@ def _expected_rule(baseline: dict[str, Any], offset: str, window: str) -> dict[s
     }
 
 
+def _detail_rules(params: dict[str, Any], windows: list[str]) -> list[dict[str, Any]]:
+    """Counts of each (category, detail reason) pair, fresh and late together: the detail
+    counter has no freshness label, so its expectation scales with all attempts (late ones
+    included) and a catch-up of ordinary traffic raises both sides alike; the alert itself is
+    gated by the category's fresh test (see _detail_alert)."""
+    baseline, offset = params["baseline"], params["baseline"]["offset"]
+    span, alpha = baseline["range"], params["detail_tests"]["pseudo_count"]
+    hours = math.ceil(baseline["min_coverage"] * seconds(span) / 3600)
+    by_pair = "sum by (failure_category, detail_reason)"
+    covered = f"count_over_time(enrollment_attempts:increase1h[{span}:1h] offset {offset})"
+    records: list[dict[str, Any]] = [
+        {"record": _detail_k("1h"), "expr": f"{by_pair} (increase({DETAILS}[1h]))"},
+        {
+            "record": _detail_baseline(baseline, offset),
+            "expr": f"sum_over_time({_detail_k('1h')}[{span}:1h] offset {offset}) + {alpha}",
+        },
+        {
+            "record": _baseline_attempts(baseline, offset),
+            "expr": (
+                f"sum_over_time(enrollment_attempts:increase1h[{span}:1h] offset {offset}) > 0\n"
+                f"and on () {covered} >= {hours}"
+            ),
+        },
+    ]
+    for window in windows:
+        if window != "1h":
+            records.append(
+                {"record": _detail_k(window), "expr": f"{by_pair} (increase({DETAILS}[{window}]))"}
+            )
+        records.append(
+            {
+                "record": _detail_mu(window),
+                "expr": (
+                    f"{_detail_baseline(baseline, offset)}\n* on () group_left () "
+                    f"({_attempts(window)} / {_baseline_attempts(baseline, offset)})"
+                ),
+            }
+        )
+    return records
+
+
 def surprise(k: str, mu: str) -> str:
     """-ln P(X >= k) for X ~ Poisson(mu), k > mu (Chernoff bound, Stirling-corrected)."""
     return f"{k} * ln({k} / {mu}) - {k} + {mu} + 0.5 * ln(6.283 * {k})"
@@ -199,6 +261,40 @@ def _test_alert(test: dict[str, Any], params: dict[str, Any],
             "than the baseline share of that category makes plausible for this many enrollment "
             f'attempts (surprise {{{{ $value | printf "%.1f" }}}}, alerts at {test["surprise"]}; '
             "a surprise of s means about one chance in e^s).",
+            "spike-{{ $labels.failure_category }}",
+        ),
+    }
+
+
+def _detail_alert(test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    baseline, window = params["baseline"], test["window"]
+    limit = threshold(params, window, params["detail_tests"]["series"])
+    k, mu = _detail_k(window), _detail_mu(window)
+    bd = _detail_baseline(baseline, baseline["offset"])
+    kc, muc = _k(window), _mu(window)
+    bc = _baseline_count(baseline, baseline["offset"])
+    # The category's FRESH failures in the same window must be unusual too: a catch-up of
+    # old events (even of an old incident) raises the detail count but not the fresh one.
+    expr = (
+        f"(\n  {surprise_two_sample(k, mu, bd)}\n) >= {limit}\n"
+        f"and {k} >= {test['min_count']}\n"
+        f"and {k} > {mu}\n"
+        f"and on (failure_category) (\n  {surprise_two_sample(kc, muc, bc)}\n)"
+        f" >= {params['confirm_surprise']}\n"
+        f"and on (failure_category) {kc} > {muc}"
+    )
+    return {
+        "alert": test["alert"],
+        "expr": expr,
+        "for": test["for"],
+        "labels": {"severity": test["severity"], "window": window},
+        "annotations": _annotations(
+            'Unusually many Intune enrollment failures for one cause: "{{ $labels.detail_reason'
+            ' }}" ({{ $labels.failure_category }}, ' f"{window})",
+            "More {{ $labels.detail_reason }} enrollment failures in the last "
+            f"{window} than that cause's usual share of enrollment attempts makes plausible "
+            f'(surprise {{{{ $value | printf "%.1f" }}}}, alerts at {limit}), and the '
+            "category's fresh failures confirm it.",
             "spike-{{ $labels.failure_category }}",
         ),
     }
@@ -264,6 +360,10 @@ def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
         offset_of[test["window"]] = offset
         offset_of.setdefault(test["confirm_window"], offset)
     offset_of.setdefault(unknown["window"], baseline["offset"])
+    detail_tests = params["detail_tests"]["tests"]
+    detail_windows = sorted({t["window"] for t in detail_tests}, key=seconds)
+    for window in detail_windows:
+        offset_of.setdefault(window, baseline["offset"])
     windows = sorted(offset_of, key=seconds)
     records: list[dict[str, Any]] = [
         {
@@ -282,6 +382,7 @@ def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
     for offset in sorted(set(offset_of.values()), key=seconds):
         records += _baseline_rules(baseline, offset)
     records += [_expected_rule(baseline, offset_of[w], w) for w in windows]
+    records += _detail_rules(params, detail_windows)
     records.append(
         {
             "record": f"category:enrollment_fresh_failures:expected_by_share{unknown['window']}",
@@ -292,6 +393,7 @@ def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
         }
     )
     alerts = [_test_alert(t, params, offset_of) for t in tests]
+    alerts += [_detail_alert(t, params) for t in detail_tests]
     alerts.append(_unknown_alert(unknown, params))
     alerts.append(_urgent_alert(params["urgent_details"]))
     interval = params["evaluation_interval"]

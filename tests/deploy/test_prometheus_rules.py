@@ -149,6 +149,34 @@ def test_count_tests_follow_the_parameters() -> None:
     assert params["unknown_share"]["alert"] in alerts
 
 
+def test_detail_tests_follow_the_parameters() -> None:
+    """One test per pre-created (category, detail reason) pair, its threshold counting every
+    pair, gated by the category's fresh failures in the same window."""
+    from worker.stream.metrics import DETAIL_SERIES
+
+    params = spike_rules.load_params()
+    details = params["detail_tests"]
+    assert details["series"] == len(DETAIL_SERIES), "series: the pairs the worker pre-creates"
+    alerts = {a["alert"]: a for a in _failure_alerts()}
+    baseline = params["baseline"]
+    bd = f"detail:enrollment_failures:{baseline['range']}_offset{baseline['offset']}"
+    assert bd in _recorded() and f"+ {details['pseudo_count']}" in _recorded()[bd]
+    for test in details["tests"]:
+        alert, window = alerts[test["alert"]], test["window"]
+        limit = spike_rules.threshold(params, window, details["series"])
+        assert f") >= {limit}\n" in alert["expr"]
+        assert f"detail:enrollment_failures:increase{window} >= {test['min_count']}" in alert["expr"]
+        fresh = spike_rules.surprise_two_sample(
+            f"category:enrollment_fresh_failures:increase{window}",
+            f"category:enrollment_fresh_failures:expected{window}",
+            f"category:enrollment_failures:{baseline['range']}_offset{baseline['offset']}",
+        )
+        assert f"and on (failure_category) (\n  {fresh}\n) >= {params['confirm_surprise']}" in (
+            alert["expr"]), "gated by the category's fresh failures"
+        assert 'freshness="fresh"' in _recorded()[f"category:enrollment_fresh_failures:increase{window}"]
+        assert alert["for"] == test["for"]
+
+
 def test_generated_files_are_in_step() -> None:
     sync = _load_sync_module()
     for path, wanted in sync.wanted_files().items():
@@ -196,7 +224,7 @@ def test_two_sample_surprise_matches_the_binomial_tail() -> None:
     assert spike_rules.surprise_two_sample("K", "M", "B") == (
         "K * ln(K * (M + B) / ((K + B) * M)) + B * ln((M + B) / (K + B))"
         " + 0.5 * ln(6.283 * K * B / (K + B))")
-    for k, mu, b in ((4, 0.2, 50), (5, 0.5, 30), (8, 1.0, 10), (20, 6.0, 60), (437, 336.0, 1176)):
+    for k, mu, b in ((4, 0.035, 1), (5, 0.1, 2), (4, 0.2, 50), (5, 0.5, 30), (8, 1.0, 10), (20, 6.0, 60), (437, 336.0, 1176)):
         assert abs(promql(k, mu, b) - exact(k, mu, b)) < 1.5, (k, mu, b)
         assert promql(k, mu, b) < poisson(k, mu)
     assert abs(promql(20, 6.0, 100_000) - poisson(20, 6.0)) < 0.01
