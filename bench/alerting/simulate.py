@@ -244,15 +244,22 @@ class IngestionPath:
         return flushed
 
 
+def draw_month(
+    tenant_name: str, seed: int, days: int = params.DAYS
+) -> tuple[list[Incident], Iterator[Record]]:
+    """The month's incidents and every record by event time: one seeded draw per tenant."""
+    rng = random.Random(f"{seed}:{tenant_name}")
+    incidents = schedule_incidents(tenant_name, rng, days)
+    return incidents, draw_records(params.TENANTS[tenant_name], rng, days, incidents)
+
+
 def simulate(
     tenant_name: str, seed: int, days: int = params.DAYS, breakdown: bool = False
 ) -> Simulation:
     """The whole month for one tenant; the same (tenant, seed, days) gives the same series."""
     from bench.alerting.counters import CounterBook
 
-    tenant = params.TENANTS[tenant_name]
-    rng = random.Random(f"{seed}:{tenant_name}")
-    incidents = schedule_incidents(tenant_name, rng, days)
+    incidents, records = draw_month(tenant_name, seed, days)
     found = disturbances(days)
     scrapes = days * DAY // params.SCRAPE_INTERVAL_S
     sim = Simulation(tenant_name, seed, params.START_EPOCH, scrapes, incidents, found)
@@ -261,7 +268,7 @@ def simulate(
     )
     restarts = sorted(d.start for d in found if d.kind == "restart")
     book = CounterBook(sim, restarts, breakdown)
-    for record in draw_records(tenant, rng, days, incidents):
+    for record in records:
         processed = path.delivered(record.event_time)
         # Records that arrive while the worker is down are processed once it is back.
         index = bisect.bisect_right(restarts, processed) - 1
