@@ -244,7 +244,7 @@ def _test_alert(test: dict[str, Any], params: dict[str, Any],
         f"and {_k(window)} >= {test['min_count']}\n"
         f"and {_k(window)} > {_mu(window)}\n"
         f"and (\n  {test_of(_k(confirm), _mu(confirm), b_confirm)}\n)"
-        f" >= {params['confirm_surprise']}\n"
+        f" >= {test.get('confirm_surprise', params['confirm_surprise'])}\n"
         f"and {_k(confirm)} > {_mu(confirm)}"
     )
     test = {**test, "surprise": limit}
@@ -302,17 +302,20 @@ def _detail_alert(test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any
 
 def _unknown_alert(rule: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     baseline = params["baseline"]
-    offset = baseline["offset"]
     window = rule["window"]
     rule = {**rule, "surprise": threshold(params, window, rule["categories"])}
-    k = f'{_k(window)}{{failure_category="unknown"}}'
-    share = f'{_share(baseline, offset)}{{failure_category="unknown"}}'
-    fresh = f"on () group_left () enrollment_fresh_failures:increase{window}"
-    mu = f"category:enrollment_fresh_failures:expected_by_share{window}"
+    unknown = '{failure_category="unknown"}'
+    k, mu = _k(window) + unknown, _mu(window) + unknown
+    b = _baseline_count(baseline, baseline["offset"]) + unknown
+    # Per enrollment attempt, not per failure: a big incident of another category in the
+    # baseline week lowers unknown's share of failures (seed 1, large tenant: an expired APNs
+    # certificate's 3,000 failures took it from 5 % to 3 %) and would make this alert
+    # over-sensitive for a week; its rate per attempt does not move. Where a source shows
+    # failures only, attempts are failures and this is the share of failures.
     expr = (
-        f"(\n  {surprise(k, mu)}\n) >= {rule['surprise']}\n"
+        f"(\n  {surprise_two_sample(k, mu, b)}\n) >= {rule['surprise']}\n"
         f"and {k} >= {rule['min_count']}\n"
-        f"and {k} / {fresh} > {rule['share_ratio']} * {share}"
+        f"and {k} > {rule['share_ratio']} * {mu}"
     )
     return {
         "alert": rule["alert"],
@@ -321,9 +324,10 @@ def _unknown_alert(rule: dict[str, Any], params: dict[str, Any]) -> dict[str, An
         "labels": {"severity": rule["severity"], "window": window},
         "annotations": _annotations(
             "A growing share of Intune enrollment failures has no known reason",
-            f"Over the last {window} the share of fresh enrollment failures the classifier "
-            f"could not attribute (unknown) is more than {rule['share_ratio']}x its usual share "
-            '(surprise {{ $value | printf "%.1f" }}): probably a new failure mode.',
+            f"Over the last {window} the fresh enrollment failures the classifier could not "
+            f"attribute (unknown) are more than {rule['share_ratio']}x their usual share of "
+            'enrollment attempts (surprise {{ $value | printf "%.1f" }}): probably a new '
+            "failure mode.",
             "enrollmentunknownfailuresharerising",
         ),
     }
@@ -373,25 +377,10 @@ def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     for window in sorted({"1h", *windows}, key=seconds):
         records += _window_rules(window)
-    records.append(
-        {
-            "record": f"enrollment_fresh_failures:increase{unknown['window']}",
-            "expr": f"sum(increase({FRESH}[{unknown['window']}]))",
-        }
-    )
     for offset in sorted(set(offset_of.values()), key=seconds):
         records += _baseline_rules(baseline, offset)
     records += [_expected_rule(baseline, offset_of[w], w) for w in windows]
     records += _detail_rules(params, detail_windows)
-    records.append(
-        {
-            "record": f"category:enrollment_fresh_failures:expected_by_share{unknown['window']}",
-            "expr": (
-                f"{_share(baseline, baseline['offset'])}\n"
-                f"* on () group_left () enrollment_fresh_failures:increase{unknown['window']}"
-            ),
-        }
-    )
     alerts = [_test_alert(t, params, offset_of) for t in tests]
     alerts += [_detail_alert(t, params) for t in detail_tests]
     alerts.append(_unknown_alert(unknown, params))

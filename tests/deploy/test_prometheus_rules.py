@@ -140,7 +140,8 @@ def test_count_tests_follow_the_parameters() -> None:
             f"category:enrollment_fresh_failures:expected{test['confirm_window']}",
             b,
         )
-        assert f"{confirm}\n) >= {params['confirm_surprise']}" in alert["expr"], "confirmation"
+        confirm_limit = test.get("confirm_surprise", params["confirm_surprise"])
+        assert f"{confirm}\n) >= {confirm_limit}" in alert["expr"], "confirmation"
         assert alert["for"] == test["for"]
         assert f"category:enrollment_fresh_failures:expected{window}" in _recorded()
     baseline = params["baseline"]
