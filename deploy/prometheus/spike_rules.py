@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,44 +67,26 @@ def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
     return data
 
 
-def _k(window: str) -> str:
-    return f"category:enrollment_fresh_failures:increase{window}"
+def _per_window(prefix: str) -> Callable[[str], str]:
+    """Names of the recorded series of one window, e.g. ...increase2h."""
+    return lambda window: prefix + window
 
 
-def _attempts(window: str) -> str:
-    return f"enrollment_attempts:increase{window}"
+def _per_baseline(prefix: str) -> Callable[[dict[str, Any], str], str]:
+    """Names of the recorded series of a baseline range and offset, e.g. ...:7d_offset6h."""
+    return lambda baseline, offset: f"{prefix}:{baseline['range']}_offset{offset}"
 
 
-def _mu(window: str) -> str:
-    return f"category:enrollment_fresh_failures:expected{window}"
-
-
-def _share(baseline: dict[str, Any], offset: str) -> str:
-    return f"category:enrollment_failure_share:{baseline['range']}_offset{offset}"
-
-
-def _baseline_count(baseline: dict[str, Any], offset: str) -> str:
-    return f"category:enrollment_failures:{baseline['range']}_offset{offset}"
-
-
-def _per_attempt(baseline: dict[str, Any], offset: str) -> str:
-    return f"enrollment_failures_per_attempt:{baseline['range']}_offset{offset}"
-
-
-def _detail_k(window: str) -> str:
-    return f"detail:enrollment_failures:increase{window}"
-
-
-def _detail_mu(window: str) -> str:
-    return f"detail:enrollment_failures:expected{window}"
-
-
-def _detail_baseline(baseline: dict[str, Any], offset: str) -> str:
-    return f"detail:enrollment_failures:{baseline['range']}_offset{offset}"
-
-
-def _baseline_attempts(baseline: dict[str, Any], offset: str) -> str:
-    return f"enrollment_attempts:{baseline['range']}_offset{offset}"
+_k = _per_window("category:enrollment_fresh_failures:increase")
+_attempts = _per_window("enrollment_attempts:increase")
+_mu = _per_window("category:enrollment_fresh_failures:expected")
+_detail_k = _per_window("detail:enrollment_failures:increase")
+_detail_mu = _per_window("detail:enrollment_failures:expected")
+_share = _per_baseline("category:enrollment_failure_share")
+_baseline_count = _per_baseline("category:enrollment_failures")
+_per_attempt = _per_baseline("enrollment_failures_per_attempt")
+_detail_baseline = _per_baseline("detail:enrollment_failures")
+_baseline_attempts = _per_baseline("enrollment_attempts")
 
 
 def _long(window: str) -> bool:
@@ -226,6 +209,20 @@ def _annotations(summary: str, description: str, anchor: str) -> dict[str, str]:
     return {"summary": summary, "description": description, "runbook_url": f"{RUNBOOK}#{anchor}"}
 
 
+def _alert(rule: dict[str, Any], expr: str, annotations: dict[str, str]) -> dict[str, Any]:
+    """One alerting rule from its parameters (alert, for, severity, window if any)."""
+    labels = {"severity": rule["severity"]}
+    if "window" in rule:
+        labels["window"] = rule["window"]
+    return {
+        "alert": rule["alert"],
+        "expr": expr,
+        "for": rule["for"],
+        "labels": labels,
+        "annotations": annotations,
+    }
+
+
 def _test_alert(test: dict[str, Any], params: dict[str, Any],
                 offset_of: dict[str, str]) -> dict[str, Any]:
     window, confirm = test["window"], test["confirm_window"]
@@ -248,12 +245,10 @@ def _test_alert(test: dict[str, Any], params: dict[str, Any],
         f"and {_k(confirm)} > {_mu(confirm)}"
     )
     test = {**test, "surprise": limit}
-    return {
-        "alert": test["alert"],
-        "expr": expr,
-        "for": test["for"],
-        "labels": {"severity": test["severity"], "window": window},
-        "annotations": _annotations(
+    return _alert(
+        test,
+        expr,
+        _annotations(
             'Unusually many "{{ $labels.failure_category }}" Intune enrollment failures'
             f" ({window})",
             "More fresh {{ $labels.failure_category }} enrollment failures in the last "
@@ -263,7 +258,7 @@ def _test_alert(test: dict[str, Any], params: dict[str, Any],
             "a surprise of s means about one chance in e^s).",
             "spike-{{ $labels.failure_category }}",
         ),
-    }
+    )
 
 
 def _detail_alert(test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -283,12 +278,10 @@ def _detail_alert(test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any
         f" >= {params['confirm_surprise']}\n"
         f"and on (failure_category) {kc} > {muc}"
     )
-    return {
-        "alert": test["alert"],
-        "expr": expr,
-        "for": test["for"],
-        "labels": {"severity": test["severity"], "window": window},
-        "annotations": _annotations(
+    return _alert(
+        test,
+        expr,
+        _annotations(
             'Unusually many Intune enrollment failures for one cause: "{{ $labels.detail_reason'
             ' }}" ({{ $labels.failure_category }}, ' f"{window})",
             "More {{ $labels.detail_reason }} enrollment failures in the last "
@@ -297,7 +290,7 @@ def _detail_alert(test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any
             "category's fresh failures confirm it.",
             "spike-{{ $labels.failure_category }}",
         ),
-    }
+    )
 
 
 def _unknown_alert(rule: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -317,12 +310,10 @@ def _unknown_alert(rule: dict[str, Any], params: dict[str, Any]) -> dict[str, An
         f"and {k} >= {rule['min_count']}\n"
         f"and {k} > {rule['share_ratio']} * {mu}"
     )
-    return {
-        "alert": rule["alert"],
-        "expr": expr,
-        "for": rule["for"],
-        "labels": {"severity": rule["severity"], "window": window},
-        "annotations": _annotations(
+    return _alert(
+        rule,
+        expr,
+        _annotations(
             "A growing share of Intune enrollment failures has no known reason",
             f"Over the last {window} the fresh enrollment failures the classifier could not "
             f"attribute (unknown) are more than {rule['share_ratio']}x their usual share of "
@@ -330,7 +321,7 @@ def _unknown_alert(rule: dict[str, Any], params: dict[str, Any]) -> dict[str, An
             "failure mode.",
             "enrollmentunknownfailuresharerising",
         ),
-    }
+    )
 
 
 def _urgent_alert(rule: dict[str, Any]) -> dict[str, Any]:
@@ -339,19 +330,17 @@ def _urgent_alert(rule: dict[str, Any]) -> dict[str, Any]:
         f"sum by (failure_category, detail_reason) (\n"
         f'  increase({DETAILS}{{detail_reason=~"{reasons}"}}[{rule["window"]}])\n) > 0'
     )
-    return {
-        "alert": rule["alert"],
-        "expr": expr,
-        "for": rule["for"],
-        "labels": {"severity": rule["severity"]},
-        "annotations": _annotations(
+    return _alert(
+        {k: v for k, v in rule.items() if k != "window"},  # no window label: one is enough
+        expr,
+        _annotations(
             "Intune enrollment failed for an urgent reason: {{ $labels.detail_reason }}",
             f"At least one enrollment failed with {{{{ $labels.detail_reason }}}} in the last "
             f'{rule["window"]} ({{{{ $value | printf "%.0f" }}}} counted); one is enough: '
             "every enrollment of that kind fails until it is fixed.",
             "enrollmenturgentfailurereason",
         ),
-    }
+    )
 
 
 def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
