@@ -23,9 +23,9 @@ from worker.classify.core import (
     Skipped,
     Source,
     classify_message,
-    event_epoch,
 )
 from worker.classify.decode import Shape
+from worker.classify.event_time import event_epoch
 from worker.classify.taxonomy import Evidence, FailureCategory
 from worker.dev.samples import generate
 from worker.stream.metrics import (

@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import orjson
@@ -43,6 +42,7 @@ from worker.classify.decode import (
     Rejection,
     decode_message,
 )
+from worker.classify.event_time import event_epoch
 from worker.classify.memo import Memo
 from worker.classify.normalize import Classification, Skip, normalize_failure
 from worker.classify.remedy import unknown_hints
@@ -376,79 +376,6 @@ def _scalar_text(value: Any) -> str | None:
 
 _EVENT_TIME_KEYS = {shape: plan["eventTime"] for shape, plan in catalog.FIELD_SOURCES.items()}
 _GRAPH_EVENT_TIME = _EVENT_TIME_KEYS["graphEvent"]  # Graph types without a field plan of their own
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_NAIVE = datetime(1970, 1, 1)
-_MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z, the last instant datetime can name
-_MILLIS_FROM = 1e11  # larger epoch numbers are milliseconds (1e11 s is the year 5138)
-
-
-def event_epoch(text: str | None) -> float | None:
-    """Unix seconds of an event-time field value; None when absent or unreadable. Never raises.
-
-    Reads ISO 8601 as Graph, Azure Monitor and Log Analytics write it (``Z`` or an offset,
-    0 to 7 fractional digits; without an offset it is UTC, as ``EnrollmentTimeUTC`` and the
-    exports are), and Unix seconds or milliseconds as a number.
-    """
-    if not text:
-        return None
-    n = len(text)
-    # The common case, ``2026-11-02T09:15:27[.fff...]Z``, without building a datetime (that
-    # cost ~6 % of the core's time per event): the date and hour repeat across a stream and
-    # are cached; minutes and seconds are read digit by digit. Seconds are enough here.
-    if n >= 20 and text[13] == ":" and text[16] == ":" and text[n - 1] == "Z" and (
-            n == 20 or (text[19] == "." and _digits(text, 20, n - 1))):
-        prefix = text[:13]
-        hour = _HOUR_EPOCHS.get(prefix)
-        if hour is None:
-            hour = _hour_epoch(prefix)
-        m1, m2, s1, s2 = (ord(text[14]) - 48, ord(text[15]) - 48, ord(text[17]) - 48,
-                          ord(text[18]) - 48)
-        if hour is not None and 0 <= m1 <= 5 and 0 <= m2 <= 9 and 0 <= s1 <= 5 \
-                and 0 <= s2 <= 9:
-            return hour + (m1 * 600 + m2 * 60 + s1 * 10 + s2)
-    return _slow_epoch(text)
-
-
-def _digits(text: str, start: int, end: int) -> bool:
-    """Whether text[start:end] is one or more ASCII digits (without slicing a copy)."""
-    return start < end and all(48 <= ord(text[i]) <= 57 for i in range(start, end))
-
-
-_HOUR_EPOCHS: Final[dict[str, float]] = {}  # a cache: "YYYY-MM-DDTHH" -> Unix seconds
-_MAX_CACHED_HOURS: Final = 4096
-
-
-def _hour_epoch(prefix: str) -> float | None:
-    """``YYYY-MM-DDTHH`` as Unix seconds (UTC), or None if it is not that; cached if it is."""
-    if len(prefix) != 13 or prefix[10] not in "Tt ":
-        return None
-    try:
-        epoch = (datetime.fromisoformat(prefix + ":00") - _EPOCH_NAIVE).total_seconds()
-    except ValueError:
-        return None
-    if len(_HOUR_EPOCHS) >= _MAX_CACHED_HOURS:  # bounded whatever the input
-        _HOUR_EPOCHS.clear()
-    _HOUR_EPOCHS[prefix] = epoch
-    return epoch
-
-
-def _slow_epoch(text: str) -> float | None:
-    try:
-        if text[-1:].isdecimal() and text.lstrip("-")[:1].isdecimal() and "-" not in text[1:]:
-            number = float(text)  # a number (the fields give numbers as their str())
-            epoch = number / 1000 if number >= _MILLIS_FROM else number
-            return epoch if 0 <= epoch <= _MAX_EPOCH else None
-        moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except (ValueError, OverflowError):
-        return None
-    if moment.tzinfo is None:
-        return (moment - _EPOCH_NAIVE).total_seconds()
-    try:
-        return (moment - _EPOCH).total_seconds()
-    except OverflowError:  # an offset pushes 0001-01-01 or 9999-12-31 out of range
-        return None
-
-
 def _raw_category(value: Any) -> str | int | None:
     if isinstance(value, str):
         return value[:MAX_FIELD_CHARS]
