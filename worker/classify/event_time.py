@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Final
 
+from worker.classify.memo import Memo
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z, the last instant datetime can name
@@ -47,8 +49,7 @@ def _digits(text: str, start: int, end: int) -> bool:
     return start < end and all(48 <= ord(text[i]) <= 57 for i in range(start, end))
 
 
-_HOUR_EPOCHS: Final[dict[str, float]] = {}  # a cache: "YYYY-MM-DDTHH" -> Unix seconds
-_MAX_CACHED_HOURS: Final = 4096
+_HOUR_EPOCHS: Final[Memo[str, float]] = Memo(4096)  # "YYYY-MM-DDTHH" -> Unix seconds
 
 
 def _hour_epoch(prefix: str) -> float | None:
@@ -59,10 +60,7 @@ def _hour_epoch(prefix: str) -> float | None:
         epoch = (datetime.fromisoformat(prefix + ":00") - _EPOCH_NAIVE).total_seconds()
     except ValueError:
         return None
-    if len(_HOUR_EPOCHS) >= _MAX_CACHED_HOURS:  # bounded whatever the input
-        _HOUR_EPOCHS.clear()
-    _HOUR_EPOCHS[prefix] = epoch
-    return epoch
+    return _HOUR_EPOCHS.put(prefix, epoch)
 
 
 def _slow_epoch(text: str) -> float | None:
