@@ -7,7 +7,9 @@ in for the staleness markers Prometheus writes when a scrape fails or a recorded
 (backfilled blocks cannot carry them). Alerting rules are then run as
 range queries at every evaluation step; `for:` is applied the way Prometheus applies it: an
 alert becomes pending at the first step its series is returned, fires at the first step at
-least `for` later, and resolves at the first step the series is missing.
+least `for` later, and resolves at the first step the series is missing; with
+`keep_firing_for`, a firing alert whose series goes missing stays firing until that long after
+the first missing step, and a series that returns before then continues the same episode.
 """
 
 from __future__ import annotations
@@ -149,6 +151,17 @@ def _present_steps(
     return present
 
 
+def _runs(steps: set[int], step: int) -> list[tuple[int, int]]:
+    """Consecutive evaluation steps as (first, last) pairs."""
+    runs: list[tuple[int, int]] = []
+    for t in sorted(steps):
+        if runs and t == runs[-1][1] + step:
+            runs[-1] = (runs[-1][0], t)
+        else:
+            runs.append((t, t))
+    return runs
+
+
 def _episodes(
     alert: str,
     labels: tuple[tuple[str, str], ...],
@@ -157,20 +170,27 @@ def _episodes(
     step: int,
     hold_s: float,
     end: int,
+    keep_s: float = 0.0,
 ) -> list[Firing]:
     found: list[Firing] = []
-    ordered = sorted(steps)
-    run_start = previous = None
-    for t in [*ordered, None]:
-        if t is not None and previous is not None and t == previous + step:
-            previous = t
+    hold_steps, keep_steps = int(-(-hold_s // step)), int(-(-keep_s // step))
+    firing: tuple[int, int] | None = None  # (pending_at, fired_at) of the open episode
+    resolves_at = 0
+    for first, last in _runs(steps, step):
+        if firing is not None and first <= resolves_at:
+            # back before keep_firing_for ran out (a present series never resolves): the
+            # same firing episode
+            resolves_at = last + step + keep_steps * step
             continue
-        if run_start is not None and previous is not None:
-            # fires at the first evaluation at least `for` after it became pending
-            fired = run_start + int(-(-hold_s // step)) * step
-            if fired <= previous:
-                found.append(Firing(alert, labels, run_start, fired, min(previous + step, end)))
-        run_start = previous = t
+        if firing is not None:
+            found.append(Firing(alert, labels, *firing, min(resolves_at, end)))
+            firing = None
+        # fires at the first evaluation at least `for` after it became pending
+        fired = first + hold_steps * step
+        if fired <= last:
+            firing, resolves_at = (first, fired), last + step + keep_steps * step
+    if firing is not None:
+        found.append(Firing(alert, labels, *firing, min(resolves_at, end)))
     return found
 
 
@@ -192,8 +212,10 @@ def evaluate_alerts(
             if "alert" not in rule:
                 continue
             extra = {k: str(v) for k, v in (rule.get("labels") or {}).items()}
-            hold = duration_s(rule.get("for"))
+            hold, keep = duration_s(rule.get("for")), duration_s(rule.get("keep_firing_for"))
             for labels, steps in _present_steps(server, rule["expr"], start, end, step).items():
                 merged = tuple(sorted({**dict(labels), **extra}.items()))
-                firings += _episodes(rule["alert"], merged, steps, step=step, hold_s=hold, end=end)
+                firings += _episodes(
+                    rule["alert"], merged, steps, step=step, hold_s=hold, end=end, keep_s=keep
+                )
     return sorted(firings, key=lambda f: f.fired_at)

@@ -102,6 +102,7 @@ def _summary(score: TenantScore) -> str:
         f"median TTD {median} min  worst {worst} min  "
         f"false alerts {len(score.false_alerts)}"
         + (f" (near: {', '.join(blamed)})" if blamed else "")
+        + f"  firings {len(score.firings)}"
     )
 
 

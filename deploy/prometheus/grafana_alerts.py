@@ -2,10 +2,11 @@
 
 One Grafana rule per alert of the `enrollment-classifier.failures` group: query A is the
 alert's PromQL (instant), B reduces it to the last value, C fires when B > 0 (every failure
-alert returns only series that breach, with a positive value). `for`, labels and annotations
-are the Prometheus rule's, with `$value` spelled the Grafana way ($values.B.Value). The alerts
-read the recording rules of `enrollment-classifier.baselines`, so the Prometheus that Grafana
-queries must load the rules file (or the PrometheusRule) too.
+alert returns only series that breach, with a positive value). `for`, `keep_firing_for`
+(Grafana's `keepFiringFor`), labels and annotations are the Prometheus rule's, with `$value`
+spelled the Grafana way ($values.B.Value). The alerts read the recording rules of
+`enrollment-classifier.baselines`, so the Prometheus that Grafana queries must load the rules
+file (or the PrometheusRule) too.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def rule(alert: dict[str, Any], interval: str) -> dict[str, Any]:
         "noDataState": "OK",
         "execErrState": "Error",
         "for": alert["for"],
+        **({"keepFiringFor": alert["keep_firing_for"]} if "keep_firing_for" in alert else {}),
         "labels": {**alert.get("labels", {}), "team": "endpoint-management"},
         "annotations": {k: grafana_template(v) for k, v in alert["annotations"].items()},
         "isPaused": False,

@@ -210,17 +210,15 @@ def _annotations(summary: str, description: str, anchor: str) -> dict[str, str]:
 
 
 def _alert(rule: dict[str, Any], expr: str, annotations: dict[str, str]) -> dict[str, Any]:
-    """One alerting rule from its parameters (alert, for, severity, window if any)."""
+    """One alerting rule from its parameters (alert, for, severity; window, keep_firing_for
+    if set)."""
     labels = {"severity": rule["severity"]}
     if "window" in rule:
         labels["window"] = rule["window"]
-    return {
-        "alert": rule["alert"],
-        "expr": expr,
-        "for": rule["for"],
-        "labels": labels,
-        "annotations": annotations,
-    }
+    alert = {"alert": rule["alert"], "expr": expr, "for": rule["for"]}
+    if "keep_firing_for" in rule:
+        alert["keep_firing_for"] = rule["keep_firing_for"]
+    return {**alert, "labels": labels, "annotations": annotations}
 
 
 def _test_alert(test: dict[str, Any], params: dict[str, Any],
@@ -343,6 +341,16 @@ def _urgent_alert(rule: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _keep_firing(alert: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The alert with the file-wide keep_firing_for unless its own parameters set one."""
+    keep = alert.get("keep_firing_for", params.get("keep_firing_for"))
+    if not keep:
+        return alert
+    ordered = {k: v for k, v in alert.items() if k not in ("labels", "annotations")}
+    return {**ordered, "keep_firing_for": keep, "labels": alert["labels"],
+            "annotations": alert["annotations"]}
+
+
 def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
     baseline = params["baseline"]
     tests = params["tests"]
@@ -374,6 +382,7 @@ def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
     alerts += [_detail_alert(t, params) for t in detail_tests]
     alerts.append(_unknown_alert(unknown, params))
     alerts.append(_urgent_alert(params["urgent_details"]))
+    alerts = [_keep_firing(a, params) for a in alerts]
     interval = params["evaluation_interval"]
     return [
         {"name": GENERATED_GROUPS[0], "interval": interval, "rules": records},

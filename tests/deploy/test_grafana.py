@@ -172,6 +172,7 @@ def test_grafana_alerts_match_prometheus_rules(alerting: dict[str, Any]) -> None
         assert _normalise(query["model"]["expr"]) == _normalise(alert["expr"]), alert["alert"]
         assert query["model"].get("instant") is True
         assert rule["for"] == alert["for"]
+        assert rule.get("keepFiringFor") == alert.get("keep_firing_for"), alert["alert"]
         assert rule["labels"]["severity"] == alert["labels"]["severity"]
         assert rule["annotations"]["runbook_url"] == alert["annotations"]["runbook_url"]
         assert rule["annotations"]["summary"] == alert["annotations"]["summary"]
