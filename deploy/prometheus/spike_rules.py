@@ -341,27 +341,23 @@ def _urgent_alert(rule: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _keep_firing(alert: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """The alert with the file-wide keep_firing_for unless its own parameters set one."""
-    keep = alert.get("keep_firing_for", params.get("keep_firing_for"))
-    if not keep:
-        return alert
-    ordered = {k: v for k, v in alert.items() if k not in ("labels", "annotations")}
-    return {**ordered, "keep_firing_for": keep, "labels": alert["labels"],
-            "annotations": alert["annotations"]}
-
-
 def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
     baseline = params["baseline"]
-    tests = params["tests"]
-    unknown = params["unknown_share"]
+    keep = params.get("keep_firing_for")
+
+    def with_defaults(rule: dict[str, Any]) -> dict[str, Any]:
+        """A rule's parameters with the file-wide keep_firing_for unless it sets its own."""
+        return {"keep_firing_for": keep, **rule} if keep else rule
+
+    tests = [with_defaults(t) for t in params["tests"]]
+    unknown = with_defaults(params["unknown_share"])
     offset_of: dict[str, str] = {}
     for test in tests:
         offset = test.get("baseline_offset", baseline["offset"])
         offset_of[test["window"]] = offset
         offset_of.setdefault(test["confirm_window"], offset)
     offset_of.setdefault(unknown["window"], baseline["offset"])
-    detail_tests = params["detail_tests"]["tests"]
+    detail_tests = [with_defaults(t) for t in params["detail_tests"]["tests"]]
     detail_windows = sorted({t["window"] for t in detail_tests}, key=seconds)
     for window in detail_windows:
         offset_of.setdefault(window, baseline["offset"])
@@ -381,8 +377,7 @@ def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
     alerts = [_test_alert(t, params, offset_of) for t in tests]
     alerts += [_detail_alert(t, params) for t in detail_tests]
     alerts.append(_unknown_alert(unknown, params))
-    alerts.append(_urgent_alert(params["urgent_details"]))
-    alerts = [_keep_firing(a, params) for a in alerts]
+    alerts.append(_urgent_alert(with_defaults(params["urgent_details"])))
     interval = params["evaluation_interval"]
     return [
         {"name": GENERATED_GROUPS[0], "interval": interval, "rules": records},
