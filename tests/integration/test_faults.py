@@ -158,8 +158,10 @@ def test_broker_killed_mid_stream_and_restarted_on_its_data_dir(rig: Rig) -> Non
 
     wait_for(lambda: progress(worker) > 200, 60, "progress before the broker dies")
     before = progress(worker)
-    broker.kill()  # SIGKILL
+    # The clock starts before the kill: kill() waits for the JVM to exit, and the worker can
+    # report unready before that wait returns; a transition before killed_at is never found.
     killed_at = time.monotonic()
+    broker.kill()  # SIGKILL
     rig.wait(lambda: poller.first(False, killed_at) is not None, 30, "/readyz to go false",
              worker)
     # A little longer than the session timeout, so the group session expires during the
