@@ -19,7 +19,8 @@ JOB = "enrollment-classifier"
 INSTANCE = "enrollment-classifier-0:9108"
 SHAPE = "log_row"  # Event Hubs diagnostic-log rows
 
-# Share of a business day's attempts in each local hour (sums to 1).
+# Share of a business day's attempts in each local hour. It sums to 1.015, not 1: kept as
+# written before scoring (docs/alerting.md, section 1).
 HOURLY_PROFILE: tuple[float, ...] = (
     0.005,
     0.005,

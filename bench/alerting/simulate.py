@@ -85,7 +85,7 @@ def _poisson(rng: random.Random, lam: float) -> int:
     return k
 
 
-def _day_hour_weights(day: int) -> list[float]:
+def hour_weights(day: int) -> list[float]:
     """Share of one business day's attempts in each hour of simulated day `day`."""
     weekday = day % 7
     if weekday >= 5:
@@ -198,7 +198,7 @@ def draw_records(
     platform_weights = list(params.PLATFORMS.values())
     for day in range(days):
         factor = math.exp(rng.gauss(0, params.DAY_FACTOR_SIGMA))
-        for hour, weight in enumerate(_day_hour_weights(day)):
+        for hour, weight in enumerate(hour_weights(day)):
             per_minute = tenant.attempts_per_business_day * factor * weight / 60
             for minute in range(60):
                 base = _at(day, hour, minute)
@@ -263,17 +263,25 @@ def simulate(
     found = disturbances(days)
     scrapes = days * DAY // params.SCRAPE_INTERVAL_S
     sim = Simulation(tenant_name, seed, params.START_EPOCH, scrapes, incidents, found)
+    restarts = sorted(d.start for d in found if d.kind == "restart")
+    book = CounterBook(sim, restarts, breakdown)
+    for record, processed in processed_records(tenant_name, seed, records, restarts):
+        book.count(record, processed)
+    book.finish([d for d in found if d.kind in ("restart", "scrape_gap")])
+    return sim
+
+
+def processed_records(
+    tenant_name: str, seed: int, records: Iterator[Record], restarts: list[float]
+) -> Iterator[tuple[Record, float]]:
+    """Each record (in draw order) with the time the worker processes it."""
     path = IngestionPath(
         random.Random(f"{seed}:{tenant_name}:ingest"), _at(*params.INGESTION_DELAY)
     )
-    restarts = sorted(d.start for d in found if d.kind == "restart")
-    book = CounterBook(sim, restarts, breakdown)
     for record in records:
         processed = path.delivered(record.event_time)
         # Records that arrive while the worker is down are processed once it is back.
         index = bisect.bisect_right(restarts, processed) - 1
         if index >= 0 and processed < restarts[index] + params.RESTART_DOWN_S:
             processed = restarts[index] + params.RESTART_DOWN_S + 1
-        book.count(record, processed)
-    book.finish([d for d in found if d.kind in ("restart", "scrape_gap")])
-    return sim
+        yield record, processed
