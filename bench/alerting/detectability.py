@@ -21,7 +21,6 @@ one false alert a month cannot be detected within the target of issue 14 by any 
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import math
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from bench.alerting.simulate import (
     disturbances,
     draw_month,
     hour_weights,
+    month_arguments,
     processed_records,
 )
 
@@ -183,11 +183,7 @@ def _describe(cost: Cost | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--days", type=int, default=params.DAYS)
-    parser.add_argument("--tenants", default="small,medium,large")
-    args = parser.parse_args(argv)
+    args = month_arguments(__doc__.splitlines()[0]).parse_args(argv)
     print(
         f"seed {args.seed}, {args.days} days: least false alerts a month of any rule that"
         " detects the incident (its best window)"

@@ -12,12 +12,11 @@ misses are the rules' and which are the data's.
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from dataclasses import dataclass
 
 from bench.alerting import params
-from bench.alerting.simulate import Incident, Record, draw_month
+from bench.alerting.simulate import Incident, Record, draw_month, month_arguments
 
 WEEK_S = 7 * 86400
 
@@ -57,11 +56,7 @@ def evidence(tenant: str, seed: int, days: int = params.DAYS) -> list[IncidentEv
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--days", type=int, default=params.DAYS)
-    parser.add_argument("--tenants", default="small,medium,large")
-    args = parser.parse_args(argv)
+    args = month_arguments(__doc__.splitlines()[0]).parse_args(argv)
     print(f"seed {args.seed}, {args.days} days: failures during each incident (week before)")
     for tenant in args.tenants.split(","):
         print(f"== {tenant}")

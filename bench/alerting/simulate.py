@@ -12,6 +12,7 @@ Parameters: bench/alerting/params.py; documented in docs/alerting.md.
 
 from __future__ import annotations
 
+import argparse
 import bisect
 import math
 import random
@@ -242,6 +243,15 @@ class IngestionPath:
             progress = (event_time - self._delay_start) / params.INGESTION_DELAY_S
             return self._delay_end + min(max(progress, 0.0), 1.0) * params.CATCH_UP_S
         return flushed
+
+
+def month_arguments(description: str) -> argparse.ArgumentParser:
+    """The command-line choice of a simulated month: --seed, --days, --tenants."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--days", type=int, default=params.DAYS)
+    parser.add_argument("--tenants", default="small,medium,large")
+    return parser
 
 
 def draw_month(
