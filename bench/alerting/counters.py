@@ -37,6 +37,11 @@ def detail_pairs() -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
+def freshness(age_s: float) -> str:
+    """The worker's `freshness` label for an event processed `age_s` after it happened."""
+    return "late" if age_s > params.FRESH_EVENT_MAX_AGE_S else "fresh"
+
+
 def _labels(**values: str) -> Labels:
     return tuple(values.items())
 
@@ -111,11 +116,10 @@ class CounterBook:
             self._add("enrollment_events_total", _labels(outcome="skipped_success"), slot)
             self._add("enrollment_skipped_records_total", _labels(reason="success"), slot)
             return
-        freshness = "late" if age > params.FRESH_EVENT_MAX_AGE_S else "fresh"
         self._add("enrollment_events_total", _labels(outcome="classified"), slot)
         self._add(
             "enrollment_category_failures_total",
-            _labels(failure_category=record.category, freshness=freshness),
+            _labels(failure_category=record.category, freshness=freshness(age)),
             slot,
         )
         self._add(

@@ -27,14 +27,17 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from bench.alerting import params
+from bench.alerting.counters import freshness
 from bench.alerting.simulate import (
     DAY,
     Incident,
     disturbances,
     draw_month,
     hour_weights,
+    incident_kind,
     month_arguments,
     processed_records,
+    restart_times,
 )
 
 GRID_S = 300
@@ -112,7 +115,7 @@ def _least_cost(
     until: float,
 ) -> Cost | None:
     rates = {incident.category: params.FAILURE_SHARE * params.CATEGORY_MIX[incident.category]}
-    if incident.kind not in ("slow_creep", "small_burst"):  # those raise the whole category
+    if not incident_kind(incident.kind).raises_whole_category:
         pair = f"{incident.category}/{incident.detail}"
         rates[pair] = rates[incident.category] * params.DETAIL_MIX[incident.category].get(
             incident.detail, 0.0
@@ -147,12 +150,12 @@ class IncidentCost:
 
 def incident_costs(tenant: str, seed: int, days: int = params.DAYS) -> list[IncidentCost]:
     incidents, drawn = draw_month(tenant, seed, days)  # the scorer's draw
-    restarts = sorted(d.start for d in disturbances(days) if d.kind == "restart")
+    restarts = restart_times(disturbances(days))
     attempts: list[float] = []
     failures: dict[str, list[float]] = {}
     for record, processed in processed_records(tenant, seed, drawn, restarts):
-        if processed - record.event_time > params.FRESH_EVENT_MAX_AGE_S:
-            continue  # late: the rules read fresh failures only
+        if freshness(processed - record.event_time) == "late":
+            continue  # the rules read fresh failures only
         attempts.append(processed)
         if record.failed:
             failures.setdefault(record.category, []).append(processed)

@@ -149,6 +149,11 @@ class IncidentKind:
     burst_categories: tuple[str, ...] = ()
     tenants: tuple[str, ...] = ("small", "medium", "large")
 
+    @property
+    def raises_whole_category(self) -> bool:
+        """A creep or a burst adds failures across its category's detail reasons, not one."""
+        return bool(self.creep_categories or self.burst_range)
+
 
 HOUR = 3600
 INCIDENT_KINDS: tuple[IncidentKind, ...] = (

@@ -152,7 +152,7 @@ def disturbances(days: int) -> list[Disturbance]:
     return [d for d in found if d.start < params.START_EPOCH + days * DAY]
 
 
-def _kind(name: str) -> params.IncidentKind:
+def incident_kind(name: str) -> params.IncidentKind:
     return next(k for k in params.INCIDENT_KINDS if k.name == name)
 
 
@@ -166,7 +166,7 @@ def _ordinary_failure(
     mix = dict(params.CATEGORY_MIX)
     for creep in creeps:
         if creep.start <= attempt_time < creep.end:
-            ramp = _kind("slow_creep").creep_ramp_s
+            ramp = incident_kind("slow_creep").creep_ramp_s
             mix[creep.category] *= 1 + min(1.0, (attempt_time - creep.start) / ramp)
     if rng.random() >= params.FAILURE_SHARE * sum(mix.values()):
         return None
@@ -182,7 +182,7 @@ def _incident_failure(
     for incident in active:
         if not incident.start <= attempt_time < incident.end:
             continue
-        kind = _kind(incident.kind)
+        kind = incident_kind(incident.kind)
         hit = platform == kind.platform if kind.platform else rng.random() < kind.share
         if hit:
             return Record(attempt_time, True, incident.category, incident.detail, platform)
@@ -193,8 +193,10 @@ def draw_records(
     tenant: params.Tenant, rng: random.Random, days: int, incidents: list[Incident]
 ) -> Iterator[Record]:
     """Every enrollment attempt (success or failure) and every burst failure, by event time."""
-    rate_incidents = [i for i in incidents if _kind(i.kind).platform or _kind(i.kind).share]
-    creeps = [i for i in incidents if _kind(i.kind).creep_categories]
+    rate_incidents = [
+        i for i in incidents if incident_kind(i.kind).platform or incident_kind(i.kind).share
+    ]
+    creeps = [i for i in incidents if incident_kind(i.kind).creep_categories]
     platforms = list(params.PLATFORMS)
     platform_weights = list(params.PLATFORMS.values())
     for day in range(days):
@@ -210,7 +212,7 @@ def draw_records(
                     record = record or _ordinary_failure(rng, when, platform, creeps)
                     yield record or Record(when, False, "", "", platform)
     for incident in incidents:
-        kind = _kind(incident.kind)
+        kind = incident_kind(incident.kind)
         if kind.burst_range:
             for _ in range(rng.randint(*kind.burst_range)):
                 when = incident.start + rng.random() * (incident.end - incident.start)
@@ -273,12 +275,16 @@ def simulate(
     found = disturbances(days)
     scrapes = days * DAY // params.SCRAPE_INTERVAL_S
     sim = Simulation(tenant_name, seed, params.START_EPOCH, scrapes, incidents, found)
-    restarts = sorted(d.start for d in found if d.kind == "restart")
+    restarts = restart_times(found)
     book = CounterBook(sim, restarts, breakdown)
     for record, processed in processed_records(tenant_name, seed, records, restarts):
         book.count(record, processed)
     book.finish([d for d in found if d.kind in ("restart", "scrape_gap")])
     return sim
+
+
+def restart_times(found: list[Disturbance]) -> list[float]:
+    return sorted(d.start for d in found if d.kind == "restart")
 
 
 def processed_records(
