@@ -245,8 +245,7 @@ def _earliest(
 ) -> Firing | None:
     """The soonest after the incident's start that the oracle could fire on it: the time of
     the j-th failure of a window holding j, j the fewest whose cost fits `budget` false
-    alerts a month. The cost
-    falls as j grows, so j is found by bisection."""
+    alerts a month. The cost falls as j grows, so j is found by bisection."""
     soonest: Firing | None = None
     latest = until - incident.start
     for counted, rate in _counted_rates(incident).items():
