@@ -136,6 +136,9 @@ def serve(address: str, port: int, registry: CollectorRegistry, health: Probe,
     """Start the HTTP server on a daemon thread. Raises OSError if the port is taken."""
     server = make_server(address, port, make_app(registry, health, lock), _Server,
                          _QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="probes", daemon=True)
+    # shutdown() waits for the serving loop's next poll (0.5 s by default), and the worker
+    # stops the server in the last 0.5 s of its shutdown budget: poll well inside that.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="probes", daemon=True)
     thread.start()
     return server, thread
