@@ -23,10 +23,11 @@ It also prints the soonest such a rule could fire at one false alert a month (or
 the time of the j-th failure in a window holding j, for the fewest j that the month affords.
 Three rules: one that knows the cause; one that watches every category (12) or every
 (category, detail reason) pair the worker exports (95) alike, as a real rule must, since it
-cannot know which will fail; and that one again, estimating the rate from the week before
-(7 days ending 6 hours before the window) with the rules' two-sample test instead of knowing
-it. The first two bound any rule; the third is the best the rules' own design could do if
-it chose its window after the fact and spent the whole budget on one test. The median of
+cannot know which will fail; and that one again, estimating the rate from the rules' own
+baseline (spike-alerting.yaml: 7 days ending 6 hours before the window) with their
+two-sample test instead of knowing it. The first two bound any rule; the third is the best
+the rules' own design could do if it chose its window after the fact and spent the whole
+budget on one test. The median of
 these times over a tenant's incidents (a never-detected one counts as the latest) is the
 least median time to detect a rule of that kind can reach.
 """
@@ -35,13 +36,17 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from itertools import accumulate
+from pathlib import Path
+
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs
 
 from bench.alerting import params
 from bench.alerting.counters import freshness
+from bench.alerting.evaluate import duration_s
 from bench.alerting.simulate import (
     DAY,
     Incident,
@@ -59,9 +64,19 @@ from worker.stream.metrics import DETAIL_SERIES
 GRID_S = 300
 WINDOWS_S = (900, 1800, 3600, 7200, 4 * 3600, 6 * 3600, 8 * 3600, 86400, 2 * 86400, 4 * 86400)
 TARGET_S = {"small": 3600, "medium": 900, "large": 900}
-# the estimating oracle's baseline, as the rules' (deploy/prometheus/spike-alerting.yaml)
-BASELINE_S, BASELINE_OFFSET_S = 7 * DAY, 6 * 3600
+RULE_PARAMETERS = Path(__file__).resolve().parents[2] / "deploy/prometheus/spike-alerting.yaml"
 CANDIDATES_PER_LENGTH = 4  # the most surprising windows of each length whose cost is computed
+
+
+def _log_sum(terms: Iterable[float]) -> float:
+    """ln of the sum of exp(term) over falling terms, ending once one is e^40 below the first."""
+    kept: list[float] = []
+    for term in terms:
+        kept.append(term)
+        if term < kept[0] - 40:
+            break
+    top = max(kept)
+    return top + math.log(sum(math.exp(t - top) for t in kept))
 
 
 def log_tail(mu: float, k: int) -> float:
@@ -71,16 +86,7 @@ def log_tail(mu: float, k: int) -> float:
     if k <= mu:  # the tail is large here: 1 - P(< k), summed directly
         below = sum(math.exp(i * math.log(mu) - mu - math.lgamma(i + 1)) for i in range(k))
         return math.log(max(1.0 - below, 1e-300))
-    terms = []
-    i = k
-    while True:
-        term = i * math.log(mu) - mu - math.lgamma(i + 1)
-        terms.append(term)
-        if term < terms[0] - 40 or i > k + 10_000:
-            break
-        i += 1
-    top = max(terms)
-    return top + math.log(sum(math.exp(t - top) for t in terms))
+    return _log_sum(i * math.log(mu) - mu - math.lgamma(i + 1) for i in range(k, k + 10_002))
 
 
 def log_conditional_tail(baseline: int, share: float, k: int) -> float:
@@ -94,19 +100,14 @@ def log_conditional_tail(baseline: int, share: float, k: int) -> float:
         return -math.inf
     if share >= 1 or k <= n * share:
         return 0.0  # no excess: the tail is about one half or more, which no month affords
-    terms = []
-    for i in range(k, n + 1):
-        terms.append(
-            math.lgamma(n + 1)
-            - math.lgamma(i + 1)
-            - math.lgamma(n - i + 1)
-            + i * math.log(share)
-            + (n - i) * math.log1p(-share)
-        )
-        if terms[-1] < terms[0] - 40:
-            break
-    top = max(terms)
-    return top + math.log(sum(math.exp(t - top) for t in terms))
+    return _log_sum(
+        math.lgamma(n + 1)
+        - math.lgamma(i + 1)
+        - math.lgamma(n - i + 1)
+        + i * math.log(share)
+        + (n - i) * math.log1p(-share)
+        for i in range(k, n + 1)
+    )
 
 
 class AttemptCurve:
@@ -163,7 +164,7 @@ class Cost:
 
 
 @dataclass(frozen=True)
-class Firing:
+class OracleFiring:
     after_s: float  # after the incident's start
     count: int  # the failures in the window when it fires
     expected: float
@@ -217,6 +218,13 @@ def _least_cost(
     return best
 
 
+@cache
+def rules_baseline() -> tuple[float, float]:
+    """The range and offset of the rules' baseline (spike-alerting.yaml), in seconds."""
+    baseline = yaml.safe_load(RULE_PARAMETERS.read_text(encoding="utf-8"))["baseline"]
+    return duration_s(baseline["range"]), duration_s(baseline["offset"])
+
+
 def watching_alike(counted: str) -> int:
     """The series a rule that does not know the cause watches alike: every category, or
     every (category, detail reason) pair the worker exports."""
@@ -242,12 +250,13 @@ def _earliest(
     until: float,
     oracle: Oracle,
     budget: float = 1.0,
-) -> Firing | None:
+) -> OracleFiring | None:
     """The soonest after the incident's start that the oracle could fire on it: the time of
     the j-th failure of a window holding j, j the fewest whose cost fits `budget` false
     alerts a month. The cost falls as j grows, so j is found by bisection."""
-    soonest: Firing | None = None
+    soonest: OracleFiring | None = None
     latest = until - incident.start
+    baseline_s, baseline_offset_s = rules_baseline()
     for counted, rate in _counted_rates(incident).items():
         times = failures.get(counted, [])
         allowed = math.log(budget / oracle.watched(counted))
@@ -262,9 +271,9 @@ def _earliest(
                 mu = max(rate * (high - low), 1e-9)
                 baseline: int | None = None
                 if oracle.estimates:
-                    before = a - BASELINE_OFFSET_S - BASELINE_S
-                    earlier, later = _between(times, before, BASELINE_S)
-                    start_b, end_b = _between(attempts, before, BASELINE_S)
+                    before = a - baseline_offset_s - baseline_s
+                    earlier, later = _between(times, before, baseline_s)
+                    start_b, end_b = _between(attempts, before, baseline_s)
                     baseline = later - earlier
                     share = (high - low) / max(high - low + end_b - start_b, 1)
                     tail = partial(log_conditional_tail, baseline, share)
@@ -287,7 +296,7 @@ def _earliest(
                 fires = times[first + fewest - 1] - incident.start
                 if fires < latest:
                     latest = fires
-                    soonest = Firing(fires, fewest, mu, length, counted, baseline)
+                    soonest = OracleFiring(fires, fewest, mu, length, counted, baseline)
     return soonest
 
 
@@ -303,7 +312,7 @@ class IncidentCost:
     incident: Incident
     to_detect: Cost | None  # before the end plus the scorer's grace
     in_target: Cost | None  # within the target time to detect
-    soonest: tuple[Firing | None, ...]  # the soonest firing of each of ORACLES
+    soonest: tuple[OracleFiring | None, ...]  # the soonest firing of each of ORACLES
 
 
 def incident_costs(
@@ -358,7 +367,7 @@ def _describe(cost: Cost | None) -> str:
     )
 
 
-def _firing(firing: Firing | None) -> str:
+def _firing(firing: OracleFiring | None) -> str:
     if firing is None:
         return "never"
     week = "" if firing.baseline is None else f"; {firing.baseline} in the week before"
@@ -417,10 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             within = sum(1 for s in soonest if s is not None and s <= TARGET_S[tenant])
             print(
                 f"  soonest firing at {args.budget:g} false alert{plural} a month,"
-                f" {oracle.description}:"
-                f" median over all"
-                f" {len(costs)} {median_minutes(soonest)}, {within} of {len(costs)}"
-                f" within {target} min"
+                f" {oracle.description}: median over all {len(costs)}"
+                f" {median_minutes(soonest)}, {within} of {len(costs)} within {target} min"
             )
     return 0
 
