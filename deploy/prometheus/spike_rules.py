@@ -261,7 +261,9 @@ def _test_alert(test: dict[str, Any], params: dict[str, Any],
 
 def _detail_alert(test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     baseline, window = params["baseline"], test["window"]
-    limit = threshold(params, window, params["detail_tests"]["series"])
+    limit = threshold(
+        params, window, params["detail_tests"]["series"], budget=test.get("false_alerts_per_28d")
+    )
     k, mu = _detail_k(window), _detail_mu(window)
     bd = _detail_baseline(baseline, baseline["offset"])
     kc, muc = _k(window), _mu(window)

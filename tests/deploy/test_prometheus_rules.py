@@ -164,7 +164,9 @@ def test_detail_tests_follow_the_parameters() -> None:
     assert bd in _recorded() and f"+ {details['pseudo_count']}" in _recorded()[bd]
     for test in details["tests"]:
         alert, window = alerts[test["alert"]], test["window"]
-        limit = spike_rules.threshold(params, window, details["series"])
+        limit = spike_rules.threshold(
+            params, window, details["series"], budget=test.get("false_alerts_per_28d")
+        )
         assert f") >= {limit}\n" in alert["expr"]
         assert f"detail:enrollment_failures:increase{window} >= {test['min_count']}" in alert["expr"]
         fresh = spike_rules.surprise_two_sample(
@@ -176,6 +178,26 @@ def test_detail_tests_follow_the_parameters() -> None:
             alert["expr"]), "gated by the category's fresh failures"
         assert 'freshness="fresh"' in _recorded()[f"category:enrollment_fresh_failures:increase{window}"]
         assert alert["for"] == test["for"]
+
+
+def test_a_test_may_spend_its_own_false_alert_budget() -> None:
+    """`false_alerts_per_28d` on one test (category or per-cause) moves that threshold only."""
+    params = spike_rules.load_params()
+    params["tests"][0]["false_alerts_per_28d"] = 1.0
+    params["detail_tests"]["tests"][0]["false_alerts_per_28d"] = 1.0
+    alerts = {
+        a["alert"]: a["expr"] for a in spike_rules.build_groups(params)[1]["rules"] if "alert" in a
+    }
+    spike, detail = params["tests"][0], params["detail_tests"]["tests"][0]
+    series = params["detail_tests"]["series"]
+    for test, categories in ((spike, spike_rules.CATEGORIES), (detail, series)):
+        own = spike_rules.threshold(params, test["window"], categories, budget=1.0)
+        shared = spike_rules.threshold(params, test["window"], categories)
+        assert own < shared
+        assert f") >= {own}\n" in alerts[test["alert"]]
+        assert f") >= {shared}\n" not in alerts[test["alert"]]
+    rising = params["tests"][1]
+    assert f") >= {spike_rules.threshold(params, rising['window'])}\n" in alerts[rising["alert"]]
 
 
 def test_generated_files_are_in_step() -> None:
