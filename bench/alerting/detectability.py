@@ -47,6 +47,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs
 from bench.alerting import params
 from bench.alerting.counters import freshness
 from bench.alerting.evaluate import duration_s
+from bench.alerting.report import median_minutes
 from bench.alerting.simulate import (
     DAY,
     Incident,
@@ -375,16 +376,6 @@ def _firing(firing: OracleFiring | None) -> str:
         f"+{firing.after_s / 60:.0f} min ({firing.count} vs {firing.expected:.2g} in"
         f" {firing.window_s / 60:.0f} min, {firing.counted}{week})"
     )
-
-
-def median_minutes(soonest: list[float | None]) -> str:
-    """The median over every incident, one never detected counting as the latest."""
-    ordered = sorted(soonest, key=lambda s: math.inf if s is None else s)
-    middle = (len(ordered) - 1) / 2
-    low, high = ordered[math.floor(middle)], ordered[math.ceil(middle)]
-    if low is None or high is None:
-        return "never"
-    return f"{(low + high) / 120:.0f} min"
 
 
 def main(argv: list[str] | None = None) -> int:

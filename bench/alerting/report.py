@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,13 @@ class TenantScore:
     @property
     def detected(self) -> int:
         return sum(1 for i in self.incidents if i.minutes_to_detect is not None)
+
+    def seconds_to_detect(self) -> list[float | None]:
+        """Per incident, None for one never detected."""
+        return [
+            None if i.minutes_to_detect is None else i.minutes_to_detect * 60
+            for i in self.incidents
+        ]
 
     def ttd(self) -> list[float]:
         return sorted(
@@ -92,14 +100,30 @@ def score_tenant(sim: Simulation, firings: list[Firing]) -> TenantScore:
     return score
 
 
+def median_minutes(soonest: list[float | None]) -> str:
+    """The median over every incident, one never detected counting as the latest.
+
+    Times are seconds after the incident's start. The median over detected incidents alone
+    gets better when a rule misses its slowest incidents; this one does not.
+    """
+    ordered = sorted(soonest, key=lambda s: math.inf if s is None else s)
+    middle = (len(ordered) - 1) / 2
+    low, high = ordered[math.floor(middle)], ordered[math.ceil(middle)]
+    if low is None or high is None:
+        return "never"
+    return f"{(low + high) / 120:.0f} min"
+
+
 def _summary(score: TenantScore) -> str:
     ttd = score.ttd()
     median = f"{statistics.median(ttd):.0f}" if ttd else "-"
     worst = f"{max(ttd):.0f}" if ttd else "-"
+    over_all = median_minutes(score.seconds_to_detect())
     blamed = sorted({f.blamed_on for f in score.false_alerts if f.blamed_on})
     return (
         f"{score.tenant:<7} detected {score.detected}/{len(score.incidents)}  "
-        f"median TTD {median} min  worst {worst} min  "
+        f"median TTD {median} min (all {len(score.incidents)}: {over_all})"
+        f"  worst {worst} min  "
         f"false alerts {len(score.false_alerts)}"
         + (f" (near: {', '.join(blamed)})" if blamed else "")
         + f"  firings {len(score.firings)}"

@@ -15,7 +15,6 @@ from bench.alerting.detectability import (
     log_conditional_tail,
     log_tail,
     main,
-    median_minutes,
 )
 from bench.alerting.simulate import Incident, simulate
 
@@ -145,12 +144,6 @@ def test_a_cause_common_the_week_before_needs_more_failures_to_fire_on() -> None
     common = _estimated_soonest(earlier[::60] + burst, earlier + ATTEMPTS)
     assert quiet is not None and common is not None
     assert quiet < common
-
-
-def test_median_counts_an_undetected_incident_as_the_latest() -> None:
-    assert median_minutes([600.0, None, 1200.0]) == "20 min"
-    assert median_minutes([600.0, None, None]) == "never"
-    assert median_minutes([600.0, 1200.0]) == "15 min"
 
 
 def test_command_prints_both_costs_of_every_incident(capsys: pytest.CaptureFixture[str]) -> None:
