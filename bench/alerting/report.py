@@ -43,13 +43,6 @@ class TenantScore:
     def detected(self) -> int:
         return sum(1 for i in self.incidents if i.minutes_to_detect is not None)
 
-    def seconds_to_detect(self) -> list[float | None]:
-        """Per incident, None for one never detected."""
-        return [
-            None if i.minutes_to_detect is None else i.minutes_to_detect * 60
-            for i in self.incidents
-        ]
-
     def ttd(self) -> list[float]:
         return sorted(
             i.minutes_to_detect for i in self.incidents if i.minutes_to_detect is not None
@@ -118,7 +111,9 @@ def _summary(score: TenantScore) -> str:
     ttd = score.ttd()
     median = f"{statistics.median(ttd):.0f}" if ttd else "-"
     worst = f"{max(ttd):.0f}" if ttd else "-"
-    over_all = median_minutes(score.seconds_to_detect())
+    over_all = median_minutes(
+        [None if i.minutes_to_detect is None else i.minutes_to_detect * 60 for i in score.incidents]
+    )
     blamed = sorted({f.blamed_on for f in score.false_alerts if f.blamed_on})
     return (
         f"{score.tenant:<7} detected {score.detected}/{len(score.incidents)}  "

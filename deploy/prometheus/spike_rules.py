@@ -224,7 +224,7 @@ def _alert(rule: dict[str, Any], expr: str, annotations: dict[str, str]) -> dict
 def _test_alert(test: dict[str, Any], params: dict[str, Any],
                 offset_of: dict[str, str]) -> dict[str, Any]:
     window, confirm = test["window"], test["confirm_window"]
-    limit = threshold(params, window, budget=test.get("false_alerts_per_28d"))
+    limit = threshold(params, window, budget=test["false_alerts_per_28d"])
     baseline = params["baseline"]
     b, b_confirm = (_baseline_count(baseline, offset_of[w]) for w in (window, confirm))
 
@@ -262,7 +262,7 @@ def _test_alert(test: dict[str, Any], params: dict[str, Any],
 def _detail_alert(test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     baseline, window = params["baseline"], test["window"]
     limit = threshold(
-        params, window, params["detail_tests"]["series"], budget=test.get("false_alerts_per_28d")
+        params, window, params["detail_tests"]["series"], budget=test["false_alerts_per_28d"]
     )
     k, mu = _detail_k(window), _detail_mu(window)
     bd = _detail_baseline(baseline, baseline["offset"])
@@ -296,7 +296,8 @@ def _detail_alert(test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any
 def _unknown_alert(rule: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     baseline = params["baseline"]
     window = rule["window"]
-    rule = {**rule, "surprise": threshold(params, window, rule["categories"])}
+    limit = threshold(params, window, rule["categories"], budget=rule["false_alerts_per_28d"])
+    rule = {**rule, "surprise": limit}
     unknown = '{failure_category="unknown"}'
     k, mu = _k(window) + unknown, _mu(window) + unknown
     b = _baseline_count(baseline, baseline["offset"]) + unknown
@@ -348,8 +349,12 @@ def build_groups(params: dict[str, Any]) -> list[dict[str, Any]]:
     keep = params.get("keep_firing_for")
 
     def with_defaults(rule: dict[str, Any]) -> dict[str, Any]:
-        """A rule's parameters with the file-wide keep_firing_for unless it sets its own."""
-        return {"keep_firing_for": keep, **rule} if keep else rule
+        """A rule's parameters with the file-wide budget and keep_firing_for unless it sets its
+        own."""
+        defaults = {"false_alerts_per_28d": params["false_alerts_per_28d"]}
+        if keep:
+            defaults["keep_firing_for"] = keep
+        return {**defaults, **rule}
 
     tests = [with_defaults(t) for t in params["tests"]]
     unknown = with_defaults(params["unknown_share"])
